@@ -1,0 +1,57 @@
+# gridpilot — two commands on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-stamp
+TORCH := torch==2.13.0
+PACKAGES := libs/gridpilot $(wildcard services/*)
+PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
+PYTEST_ARGS ?=
+
+.PHONY: setup demo up test test-fast bench lint docs train clean help
+
+help:
+	@echo "make setup   create .venv and install the library and every service (editable)"
+	@echo "make demo    run a screening demo on the digital twin and print where its report is"
+	@echo "make up      start the embedded stack (NATS + every service); Ctrl-C stops it"
+	@echo "make test    set up, then run every test against real NATS, S3 and PostgreSQL"
+	@echo "make bench   run the benchmarks; figures in bench/out/*.json"
+	@echo "make lint    ruff, and mypy on libs/"
+	@echo "make docs    regenerate docs/asyncapi.json from the contracts"
+
+setup: $(STAMP)
+
+$(STAMP): $(PYPROJECTS) Makefile
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned: the local CPU build; anything that depends on torch then keeps it.
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q $(foreach p,$(PACKAGES),-e $(p)) -e 'libs/gridpilot[test]' \
+		ruff mypy types-PyYAML "psycopg[binary]" sqlalchemy
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/python -m gridpilot.cli demo
+
+up: setup
+	$(BIN)/python -m gridpilot.cli up
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	mkdir -p bench/out
+	for b in bench/*.py; do n=$$(basename $$b .py); \
+		$(BIN)/python $$b --json bench/out/$$n.json || exit 1; done
+
+lint: setup
+	$(BIN)/ruff check libs services tests bench
+	$(BIN)/mypy libs/gridpilot/src
+
+docs: setup
+	$(BIN)/python -m gridpilot.cli docs asyncapi --out docs/asyncapi.json
+
+clean:
+	rm -rf .state bench/out

@@ -1,0 +1,45 @@
+"""The settings every service shares; each service subclasses :class:`ServiceSettings`.
+
+Settings are read from the environment when a service starts (never at import). The defaults
+are the embedded mode: a local nats-server, a local folder as object store.
+
+Example::
+
+    class Settings(ServiceSettings):
+        model_config = SettingsConfigDict(env_prefix="GRIDPILOT_PREPROCESS_", env_nested_delimiter="__")
+        workers: int = 1
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gridpilot.bus import BusSettings
+from gridpilot.storage import StorageSettings
+
+__all__ = ["ServiceSettings"]
+
+
+class ServiceSettings(BaseSettings):
+    """Common settings: identity, HTTP listener, logging, bus and storage."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDPILOT_", env_nested_delimiter="__",
+                                      extra="ignore")
+
+    service_name: str = "gridpilot"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_logs: bool = True
+    #: Job handlers running at once in this replica.
+    concurrency: int = Field(1, ge=1, le=64)
+    #: Seconds a job may stay unacknowledged before JetStream redelivers it (heartbeats extend it).
+    ack_wait_s: float = Field(60.0, gt=0)
+    max_deliver: int = Field(5, ge=1, le=100)
+    #: Seconds to wait for in-flight jobs on shutdown (SIGTERM).
+    drain_timeout_s: float = Field(30.0, gt=0)
+    bus: BusSettings = Field(default_factory=BusSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)

