@@ -83,7 +83,7 @@ class Stack:
         self.nats = NatsServer.start(self.state_dir / "nats")
         storage_url = f"file://{self.state_dir / 'objects'}"
         info = StackInfo(str(self.state_dir), self.nats.url, self.nats.process.pid, storage_url)
-        env = {**info.env(), **self.extra_env, "GRIDPILOT_JSON_LOGS": "true"}
+        env = {**info.env(), **self.extra_env}
         try:
             for name in self.services:
                 port = free_port()
