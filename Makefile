@@ -29,7 +29,11 @@ $(STAMP): $(PYPROJECTS) Makefile
 	# torch first, pinned: the local CPU build; anything that depends on torch then keeps it.
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q $(foreach p,$(PACKAGES),-e $(p)) -e 'libs/gridpilot[test]' \
-		ruff mypy types-PyYAML "psycopg[binary]" sqlalchemy
+		ruff mypy types-PyYAML "psycopg[binary]" sqlalchemy playwright
+	# Browser tests drive Debian's chromium through Playwright (no browser download).
+	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+		echo "chromium not installed: browser tests will be skipped (install Debian's chromium)"
 	@touch $(STAMP)
 
 demo: setup

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,12 @@ from gridpilot.embedded import NatsServer, PostgresServer, S3Server, find_pg_bin
 # Read before the autouse fixture clears GRIDPILOT_* for every test.
 _POSTGRES_URL = os.environ.get("GRIDPILOT_TEST_POSTGRES_URL")
 _REQUIRE_POSTGRES = os.environ.get("GRIDPILOT_REQUIRE_POSTGRES") == "1"
+_REQUIRE_BROWSER = os.environ.get("GRIDPILOT_REQUIRE_BROWSER") == "1"
+#: Flags for headless Chromium on a machine with no network beyond loopback.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -64,3 +72,24 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """A headless Debian Chromium driven by Playwright (no browser is downloaded)."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        exe = None
+    if exe is None:
+        reason = "Debian's chromium or the playwright package is not installed"
+        if _REQUIRE_BROWSER:
+            pytest.fail(f"{reason}; GRIDPILOT_REQUIRE_BROWSER=1 forbids skipping")
+        pytest.skip(reason)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
