@@ -101,6 +101,8 @@ def create_service_app(
         shutdowns: list[Shutdown] = []
         workers: list[Worker] = []
         try:
+            # Fail at start-up, with a sentence, on a wrong endpoint or secret.
+            await store.ensure_ready()
             if connect_bus:
                 deps.bus = await Bus.connect(settings.bus, name=settings.service_name)
                 await deps.bus.ensure_streams()
