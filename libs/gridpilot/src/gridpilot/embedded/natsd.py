@@ -16,7 +16,7 @@ from typing import Final
 from .process import ManagedProcess, find_binary, free_port, wait_until
 
 _DEFAULT_MAX_MEMORY: Final[str] = "256MB"
-_DEFAULT_MAX_FILE: Final[str] = "1GB"
+_DEFAULT_MAX_FILE: Final[str] = "4GB"
 _READY_TIMEOUT_S: Final[float] = 20.0
 
 

@@ -33,7 +33,7 @@ def _clean_gridpilot_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     """A fresh nats-server with JetStream for one test, stopped by its pid afterwards."""
-    server = NatsServer.start(tmp_path / "nats", max_memory="64MB", max_file="256MB")
+    server = NatsServer.start(tmp_path / "nats", max_memory="64MB", max_file="2GB")
     try:
         yield server
     finally:
