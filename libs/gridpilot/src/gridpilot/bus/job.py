@@ -1,0 +1,86 @@
+"""What a job handler is given besides the job: :class:`JobContext`."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Final
+
+from nats.aio.msg import Msg
+from pydantic import ValidationError
+
+from .headers import MSG_ID, outgoing_headers, trace_id_from
+from .rpc import validation_summary
+
+if TYPE_CHECKING:
+    from .connection import Bus
+
+__all__ = ["JobContext", "describe_payload_error"]
+
+_ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class JobContext:
+    """One delivery of a job, as its handler sees it.
+
+    Attributes:
+        job_id: the job's id (its ``Nats-Msg-Id``).
+        subject: ``job.<kind>``.
+        deliveries: how many times JetStream has delivered this job, this time included.
+        trace_id: the trace the job belongs to (also in the log context).
+        service: the consuming service.
+        kind: the job kind.
+        bus: the bus, to publish progress events or submit follow-up jobs.
+    """
+
+    __slots__ = ("_msg", "bus", "deliveries", "job_id", "kind", "service", "stream_seq",
+                 "subject", "trace_id")
+
+    def __init__(self, msg: Msg, *, bus: Bus, service: str, kind: str, job_id: str,
+                 deliveries: int, stream_seq: int, trace_id: str) -> None:
+        self._msg = msg
+        self.bus = bus
+        self.service = service
+        self.kind = kind
+        self.subject = msg.subject
+        self.job_id = job_id
+        self.deliveries = deliveries
+        self.stream_seq = stream_seq
+        self.trace_id = trace_id
+
+    @classmethod
+    def from_msg(cls, msg: Msg, *, bus: Bus, service: str, kind: str) -> JobContext:
+        meta = msg.metadata
+        headers = msg.headers or {}
+        stream_seq = meta.sequence.stream
+        return cls(msg, bus=bus, service=service, kind=kind,
+                   job_id=headers.get(MSG_ID) or f"seq-{stream_seq}",
+                   deliveries=meta.num_delivered, stream_seq=stream_seq,
+                   trace_id=trace_id_from(headers))
+
+    async def heartbeat(self) -> None:
+        """Tell JetStream the job is still being worked on (resets its ``ack_wait`` timer).
+
+        The worker already does this every ``heartbeat_s``; call it from a handler that blocks
+        the event loop for long stretches, between them.
+        """
+        await self._msg.in_progress()
+
+    def headers(self, msg_id_suffix: str) -> dict[str, str]:
+        """Headers of a message published on behalf of this job (same trace, derived id)."""
+        return outgoing_headers(msg_id=f"{self.job_id}{msg_id_suffix}", trace_id=self.trace_id)
+
+    def session_hint(self) -> str | None:
+        """The ``session_id`` of a payload that failed validation, when it is readable."""
+        try:
+            value = json.loads(self._msg.data).get("session_id")
+        except (ValueError, AttributeError):
+            return None
+        return value if isinstance(value, str) and _ID.match(value) else None
+
+
+def describe_payload_error(exc: ValueError, model_name: str) -> str:
+    """Why a job payload was refused, without echoing the payload."""
+    if isinstance(exc, ValidationError):
+        return f"the payload is not a valid {model_name}: {validation_summary(exc)}"
+    return f"the payload is not a valid {model_name}: {type(exc).__name__}"
