@@ -1,0 +1,91 @@
+"""gridpilot.sim — the microscope digital twin: a deterministic world and its low/medium-mag images.
+
+Conventions (see :mod:`gridpilot.sim.world` for the full list): stage coordinates in µm with
+the origin at the grid centre, +x right, +y up; images have row 0 at the top and carry a 2×3
+``image_to_stage`` affine mapping (col, row, 1) → (x_um, y_um); ice thickness in nm.
+
+>>> from gridpilot.sim import World, GridSpec, render_atlas, render_square, render_view, image_truth
+>>> world = World(seed=7, spec=GridSpec(mesh=300, hole_type="R2/1"))
+>>> good = next(s for s in world.squares() if s.square_class == "good")
+>>> img = render_square(world, good.centre_um, shape=(128, 128))
+>>> truth = image_truth(world, img)
+>>> any(s.id == good.id for s in truth.squares)
+True
+>>> world.local_scene(*good.centre_um).square_id == good.id
+True
+"""
+
+from __future__ import annotations
+
+from .atlas import Atlas, AtlasTile, render_atlas
+from .camera import Affine, PixelGrid, apply_affine, invert_affine, make_pixel_grid
+from .render import (
+    ATLAS_IMAGING,
+    SQUARE_IMAGING,
+    VIEW_IMAGING,
+    ContrastParams,
+    ImagingParams,
+    RenderedImage,
+    render_grid,
+    render_square,
+    render_tile,
+    render_view,
+)
+from .spec import (
+    HOLE_CLASSES,
+    SQUARE_CLASSES,
+    GridSpec,
+    HoleRates,
+    SampleSpec,
+    SquareFractions,
+    load_grid_spec,
+    sample_grid_spec,
+)
+from .truth import (
+    BlobRecord,
+    HoleRecord,
+    ImageRecord,
+    ImageTruth,
+    SquareRecord,
+    image_truth,
+    write_truth,
+)
+from .world import LocalScene, World
+
+__all__ = [
+    "ATLAS_IMAGING",
+    "HOLE_CLASSES",
+    "SQUARE_CLASSES",
+    "SQUARE_IMAGING",
+    "VIEW_IMAGING",
+    "Affine",
+    "Atlas",
+    "AtlasTile",
+    "BlobRecord",
+    "ContrastParams",
+    "GridSpec",
+    "HoleRates",
+    "HoleRecord",
+    "ImageRecord",
+    "ImageTruth",
+    "ImagingParams",
+    "LocalScene",
+    "PixelGrid",
+    "RenderedImage",
+    "SampleSpec",
+    "SquareFractions",
+    "SquareRecord",
+    "World",
+    "apply_affine",
+    "image_truth",
+    "invert_affine",
+    "load_grid_spec",
+    "make_pixel_grid",
+    "render_atlas",
+    "render_grid",
+    "render_square",
+    "render_tile",
+    "render_view",
+    "sample_grid_spec",
+    "write_truth",
+]
