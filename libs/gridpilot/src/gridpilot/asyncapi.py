@@ -15,7 +15,15 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from . import __version__
-from .contracts import EVENT_TYPES, JOB_TYPES, SCOPE_VERBS, Message, ScopeCommand, ScopeReply, subjects
+from .contracts import (
+    EVENT_TYPES,
+    JOB_TYPES,
+    SCOPE_VERBS,
+    Message,
+    ScopeCommand,
+    ScopeReply,
+    subjects,
+)
 
 __all__ = ["add_args", "build_asyncapi", "main"]
 
@@ -65,7 +73,7 @@ def build_asyncapi() -> dict[str, Any]:
         parameters={"scope_id": {"description": "the microscope's id"},
                     "verb": {"enum": sorted(SCOPE_VERBS)}},
         reply=ScopeReply)
-    for verb, params in sorted(SCOPE_VERBS.items()):
+    for _verb, params in sorted(SCOPE_VERBS.items()):
         models[params.__name__] = params
 
     _, schema = models_json_schema(

@@ -41,7 +41,7 @@ def _load(target: str) -> ModuleType:
     """Import ``module`` or ``module:attr`` (an attr is a namespace with add_args/main)."""
     module_name, _, attr = target.partition(":")
     module = importlib.import_module(module_name)
-    return getattr(module, attr) if attr else module  # type: ignore[no-any-return]
+    return getattr(module, attr) if attr else module
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
