@@ -2,47 +2,48 @@
 
 from __future__ import annotations
 
-import asyncio
-import gc
+import subprocess
+import sys
 
 import nats
-import pytest
 import sqlalchemy as sa
 from minio import Minio
 
 from gridpilot.embedded import NatsServer, S3Server
 
 
-def test_nats_server_has_jetstream_with_capped_storage(nats_server: NatsServer) -> None:
-    async def check() -> tuple[int, int]:
-        nc = await nats.connect(nats_server.url)
-        info = await nc.jetstream().account_info()
-        await nc.close()
-        return info.limits.max_memory, info.limits.max_storage
-
-    max_mem, max_store = asyncio.run(check())
+async def test_nats_server_has_jetstream_with_capped_storage(nats_server: NatsServer) -> None:
+    nc = await nats.connect(nats_server.url)
+    info = await nc.jetstream().account_info()
+    await nc.close()
+    max_mem, max_store = info.limits.max_memory, info.limits.max_storage
     assert max_mem == -1 or max_mem <= 64 * 1024 * 1024
     assert max_store == -1 or max_store <= 2 * 1024**3
     assert nats_server.healthy()
 
 
-# nats-py leaves the socket of a refused connection to the garbage collector; collect it here so
-# the warning is attributed (and ignored) in this test rather than in whichever test runs next.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+_CONNECT = """
+import asyncio, sys, nats
+async def main():
+    nc = await nats.connect(sys.argv[1], token=sys.argv[2] or None, allow_reconnect=False,
+                            max_reconnect_attempts=0, connect_timeout=2)
+    await nc.close()
+asyncio.run(main())
+"""
+
+
+def _can_connect(url: str, token: str) -> bool:
+    # In a child process: nats-py leaks the socket of a refused connection to the GC.
+    r = subprocess.run([sys.executable, "-c", _CONNECT, url, token], capture_output=True,
+                       timeout=30)
+    return r.returncode == 0
+
+
 def test_nats_server_requires_its_token_when_configured(tmp_path) -> None:
     with NatsServer.start(tmp_path, token="s3cret-token") as srv:
-        async def connect(token: str | None) -> bool:
-            try:
-                nc = await nats.connect(srv.url, token=token, max_reconnect_attempts=0,
-                                        allow_reconnect=False, connect_timeout=2)
-            except Exception:
-                return False
-            await nc.close()
-            return True
-
-        assert asyncio.run(connect("s3cret-token"))
-        assert not asyncio.run(connect("wrong"))
-        gc.collect()
+        assert _can_connect(srv.url, "s3cret-token")
+        assert not _can_connect(srv.url, "wrong")
+        assert not _can_connect(srv.url, "")
     assert not srv.process.alive()
 
 
@@ -57,6 +58,8 @@ def test_s3_server_accepts_its_keys_and_refuses_others(s3_server: S3Server) -> N
     except Exception as e:
         refused = "SignatureDoesNotMatch" in str(e) or "AccessDenied" in str(e)
     assert refused
+    for client in (good, bad):
+        client._http.clear()  # close pooled keep-alive sockets now rather than at GC
 
 
 def test_postgres_answers_a_query(postgres_url: str) -> None:

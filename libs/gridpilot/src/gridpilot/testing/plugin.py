@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 from collections.abc import Iterator
@@ -24,10 +25,14 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(autouse=True)
-def _clean_gridpilot_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean_gridpilot_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for key in list(os.environ):
         if key.startswith("GRIDPILOT_"):
             monkeypatch.delenv(key)
+    yield
+    # Collect now, so a socket or transport a test leaked is reported against that test and
+    # not against whichever test the garbage collector happens to run in.
+    gc.collect()
 
 
 @pytest.fixture
@@ -74,9 +79,13 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def chromium() -> Iterator[Any]:
-    """A headless Debian Chromium driven by Playwright (no browser is downloaded)."""
+    """A headless Debian Chromium driven by Playwright (no browser is downloaded).
+
+    Function-scoped on purpose: Playwright's sync API runs an event loop while it is open,
+    which would break every asyncio test that ran after a longer-lived fixture.
+    """
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     try:
         from playwright.sync_api import sync_playwright
