@@ -1,11 +1,12 @@
 """The bus every service stands on: NATS JetStream with gridpilot's conventions, on nats-py.
 
-- :class:`Bus`: connect (credentials, TLS), create the ``EVENTS`` and ``JOBS`` streams, publish
-  events, submit jobs (the job id is the ``Nats-Msg-Id``, so a repeat is dropped), request/reply
-  with typed errors, and watch events;
+- :class:`Bus`: connect (credentials, TLS), create the ``EVENTS``, ``JOBS`` and ``DEADLETTER``
+  streams, publish events, submit jobs (the job id is the ``Nats-Msg-Id``, so a repeat is
+  dropped), request/reply with typed errors, and watch events;
 - :class:`Worker`: consume one job kind through a durable pull consumer shared by all replicas,
   with bounded concurrency, heartbeats, retries with back-off and ``evt.job.failed`` when a job
-  is given up;
+  is given up, also when its workers crashed or hung on every delivery (see
+  :mod:`gridpilot.bus.deadletter`);
 - W3C ``traceparent`` headers carry the log context's trace id across every hop.
 
 ::

@@ -143,7 +143,7 @@ class Bus:
         return self._js
 
     async def ensure_streams(self) -> None:
-        """Create or update ``EVENTS`` and ``JOBS`` (see :mod:`gridpilot.bus.streams`)."""
+        """Create or update ``EVENTS``, ``JOBS`` and ``DEADLETTER`` (see :mod:`gridpilot.bus.streams`)."""
         await ensure_streams(self._js, self.settings)
 
     async def close(self) -> None:

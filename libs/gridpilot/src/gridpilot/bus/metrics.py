@@ -1,6 +1,7 @@
 """Prometheus metrics of the job workers, served at ``/metrics`` by the service skeleton.
 
-``gridpilot_jobs_total{service,kind,outcome}`` counts finished deliveries by outcome and
+``gridpilot_jobs_total{service,kind,outcome}`` counts finished deliveries by outcome (and jobs
+failed by the dead-letter handler, as ``abandoned``) and
 ``gridpilot_job_seconds{service,kind}`` times the handler. They live in Prometheus's default
 registry (created once, at import); a test or an embedding program that wants its own registry
 passes one to :func:`job_metrics` (or to ``Worker(registry=...)``), and asking twice for the same
@@ -25,9 +26,12 @@ __all__ = ["OUTCOMES", "JobMetrics", "Outcome", "job_metrics"]
 
 #: ``ok``: result published and acked; ``invalid``: bad input, terminated; ``failed``: a
 #: non-retriable error, terminated; ``retry``: transient error, nak'd for a later delivery;
-#: ``exhausted``: transient error on the last allowed delivery, terminated.
-Outcome = Literal["ok", "invalid", "failed", "retry", "exhausted"]
-OUTCOMES: Final[tuple[Outcome, ...]] = ("ok", "invalid", "failed", "retry", "exhausted")
+#: ``exhausted``: transient error on the last allowed delivery, terminated; ``abandoned``: no
+#: worker acknowledged the job in ``max_deliver`` deliveries (crashes, ``ack_wait`` exceeded), so
+#: the dead-letter handler failed it (see :mod:`gridpilot.bus.deadletter`).
+Outcome = Literal["ok", "invalid", "failed", "retry", "exhausted", "abandoned"]
+OUTCOMES: Final[tuple[Outcome, ...]] = ("ok", "invalid", "failed", "retry", "exhausted",
+                                        "abandoned")
 
 #: Job durations range from milliseconds (hole finding) to hours (training).
 _BUCKETS_S: Final[tuple[float, ...]] = (
@@ -43,8 +47,13 @@ class JobMetrics:
     job_seconds: Histogram
 
     def observe(self, service: str, kind: str, outcome: Outcome, elapsed_s: float) -> None:
+        """Count one finished delivery and time its handler."""
         self.jobs_total.labels(service, kind, outcome).inc()
         self.job_seconds.labels(service, kind).observe(elapsed_s)
+
+    def count(self, service: str, kind: str, outcome: Outcome) -> None:
+        """Count one outcome that ran no handler (a job failed by the dead-letter handler)."""
+        self.jobs_total.labels(service, kind, outcome).inc()
 
 
 def _create(registry: CollectorRegistry) -> JobMetrics:

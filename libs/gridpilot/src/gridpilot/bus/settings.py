@@ -1,4 +1,4 @@
-"""How to reach the bus: server URL, credentials, TLS, and the sizes of the two streams.
+"""How to reach the bus: server URL, credentials, TLS, and the sizes of its streams.
 
 Read from ``GRIDPILOT_BUS_*`` environment variables (or nested in a service's settings as
 ``GRIDPILOT_BUS__*``). Inconsistent combinations fail at start-up with a sentence:
@@ -53,6 +53,9 @@ class BusSettings(BaseSettings):
     #: Events older than this are dropped; 0 keeps them until ``events_max_bytes`` is reached.
     events_max_age_s: float = Field(0.0, ge=0)
     jobs_max_bytes: int = Field(1 * _GIB, gt=0)
+    #: ``DEADLETTER`` keeps the max-deliveries advisories of the job consumers (about 300 bytes
+    #: each); when full, the oldest (long handled) go first.
+    deadletter_max_bytes: int = Field(16 * _MIB, gt=0)
     #: Seconds within which a repeated ``Nats-Msg-Id`` (a job id) is dropped as a duplicate.
     duplicate_window_s: float = Field(120.0, gt=0)
     #: File-backed streams survive a server restart; memory streams are for throwaway setups.

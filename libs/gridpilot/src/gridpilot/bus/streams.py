@@ -1,14 +1,21 @@
-"""The two JetStream streams and the durable job consumers, created or updated idempotently.
+"""The JetStream streams and the durable job consumers, created or updated idempotently.
 
 - ``EVENTS`` (``evt.>``): limits retention, a replayable log of every result and state change;
   the oldest events go first when it is full.
 - ``JOBS`` (``job.>``): work-queue retention, one durable pull consumer per (service, kind); a
   full queue refuses new jobs (``discard=new``) rather than dropping queued ones.
+- ``DEADLETTER`` (``$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.JOBS.>``): limits retention; the
+  server's advisories that a job consumer gave up on a job after ``max_deliver`` deliveries,
+  kept so that they survive every worker being down (see :mod:`gridpilot.bus.deadletter`).
+  Each job consumer has a durable consumer of the same name on it, filtered on its own
+  advisories.
 
-Both de-duplicate on ``Nats-Msg-Id`` within ``duplicate_window_s``.
+``EVENTS`` and ``JOBS`` de-duplicate on ``Nats-Msg-Id`` within ``duplicate_window_s``.
 
 >>> consumer_name("preprocess", "preprocess.movie")
 'preprocess-preprocess-movie'
+>>> max_deliveries_subject("preprocess-preprocess-movie")
+'$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.JOBS.preprocess-preprocess-movie'
 """
 
 from __future__ import annotations
@@ -25,14 +32,28 @@ from gridpilot.errors import ConfigError
 from .settings import BusSettings
 
 __all__ = [
+    "DEADLETTER_STREAM",
+    "MAX_DELIVERIES_ADVISORY",
     "consumer_name",
+    "deadletter_stream_config",
+    "ensure_deadletter_consumer",
     "ensure_job_consumer",
     "ensure_streams",
     "events_stream_config",
     "jobs_stream_config",
+    "max_deliveries_subject",
 ]
 
 logger = logging.getLogger(__name__)
+
+#: The stream that keeps the job consumers' max-deliveries advisories.
+DEADLETTER_STREAM: Final[str] = "DEADLETTER"
+#: The subject prefix of the advisory JetStream publishes (core NATS, fire-and-forget) when a
+#: consumer stops redelivering a message; ``.<stream>.<consumer>`` follows.
+MAX_DELIVERIES_ADVISORY: Final[str] = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
+#: Seconds a replica may take over one advisory before another replica gets it; handling it is
+#: three JetStream requests, each bounded by ``request_timeout_s``.
+_DEADLETTER_ACK_WAIT_S: Final[float] = 30.0
 
 #: JetStream's error code for "stream name already in use with a different configuration".
 _STREAM_CONFIG_DIFFERS: Final[int] = 10058
@@ -42,6 +63,7 @@ _INSUFFICIENT_STORAGE: Final[int] = 10047
 _SIZE_SETTING: Final[dict[str, str]] = {
     subjects.EVENTS_STREAM: "GRIDPILOT_BUS_EVENTS_MAX_BYTES",
     subjects.JOBS_STREAM: "GRIDPILOT_BUS_JOBS_MAX_BYTES",
+    DEADLETTER_STREAM: "GRIDPILOT_BUS_DEADLETTER_MAX_BYTES",
 }
 
 
@@ -74,18 +96,38 @@ def jobs_stream_config(settings: BusSettings) -> api.StreamConfig:
     )
 
 
+def deadletter_stream_config(settings: BusSettings) -> api.StreamConfig:
+    """The configuration of ``DEADLETTER``: limits retention over the ``JOBS`` advisories."""
+    return api.StreamConfig(
+        name=DEADLETTER_STREAM,
+        description="gridpilot dead letters: jobs that no worker acknowledged in max_deliver "
+                    "deliveries, as the server's advisories",
+        subjects=[f"{MAX_DELIVERIES_ADVISORY}.{subjects.JOBS_STREAM}.>"],
+        retention=api.RetentionPolicy.LIMITS,
+        discard=api.DiscardPolicy.OLD,
+        max_bytes=settings.deadletter_max_bytes,
+        storage=_storage(settings),
+    )
+
+
+def max_deliveries_subject(consumer: str) -> str:
+    """The subject of the max-deliveries advisories of the job consumer ``consumer``."""
+    return f"{MAX_DELIVERIES_ADVISORY}.{subjects.JOBS_STREAM}.{consumer}"
+
+
 def _storage(settings: BusSettings) -> api.StorageType:
     return api.StorageType.MEMORY if settings.storage == "memory" else api.StorageType.FILE
 
 
 async def ensure_streams(js: JetStreamContext, settings: BusSettings) -> None:
-    """Create ``EVENTS`` and ``JOBS``, or update them to the configured limits.
+    """Create ``EVENTS``, ``JOBS`` and ``DEADLETTER``, or update them to the configured limits.
 
     Raises:
         ConfigError: an existing stream cannot be changed to this configuration (its
             retention differs, for example); the message says which stream and why.
     """
-    for config in (events_stream_config(settings), jobs_stream_config(settings)):
+    for config in (events_stream_config(settings), jobs_stream_config(settings),
+                   deadletter_stream_config(settings)):
         await _create_or_update(js, config)
 
 
@@ -154,3 +196,35 @@ async def ensure_job_consumer(js: JetStreamContext, *, service: str, kind: str, 
         raise ConfigError(f"cannot create consumer {name} on {subjects.JOBS_STREAM}: "
                           f"{exc.description}") from exc
     return name
+
+
+async def ensure_deadletter_consumer(js: JetStreamContext, settings: BusSettings,
+                                     consumer: str) -> None:
+    """Create or update the durable consumer of ``DEADLETTER`` for the job consumer ``consumer``.
+
+    It has the job consumer's name, is shared by every replica, starts at the oldest stored
+    advisory, and redelivers without limit (an advisory is acked only once it is handled).
+    ``DEADLETTER`` is created first when it does not exist (streams made by an older release).
+
+    Raises:
+        ConfigError: the server refuses the stream or the consumer.
+    """
+    config = api.ConsumerConfig(
+        name=consumer,
+        durable_name=consumer,
+        description=f"dead letters of the job consumer {consumer}",
+        filter_subject=max_deliveries_subject(consumer),
+        deliver_policy=api.DeliverPolicy.ALL,
+        ack_policy=api.AckPolicy.EXPLICIT,
+        ack_wait=max(_DEADLETTER_ACK_WAIT_S, 4 * settings.request_timeout_s),
+        max_deliver=-1,
+    )
+    try:
+        try:
+            await js.add_consumer(DEADLETTER_STREAM, config)
+        except NotFoundError:
+            await _create_or_update(js, deadletter_stream_config(settings))
+            await js.add_consumer(DEADLETTER_STREAM, config)
+    except APIError as exc:
+        raise ConfigError(f"cannot create consumer {consumer} on {DEADLETTER_STREAM}: "
+                          f"{exc.description}") from exc

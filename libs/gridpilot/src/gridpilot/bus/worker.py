@@ -16,7 +16,9 @@ other non-retriable ``GridpilotError``    ``evt.job.failed{retriable: false}``, 
 
 While a handler runs, the job is marked in progress every ``heartbeat_s`` (``ack_wait_s / 3``
 by default) so long jobs are not redelivered; a replica that dies stops the heartbeat, and the
-job goes to another replica after ``ack_wait_s``.
+job goes to another replica after ``ack_wait_s``. A job whose every delivery ends that way (a
+crash loop) gets its ``evt.job.failed{retriable: true}`` from the worker's dead-letter reader
+(:mod:`gridpilot.bus.deadletter`), which starts with the worker.
 
 ::
 
@@ -50,6 +52,7 @@ from gridpilot.errors import GridpilotError, InvalidInput, TransientError
 from gridpilot.logs import log_context
 
 from .connection import Bus
+from .deadletter import DeadLetters
 from .job import JobContext, describe_payload_error
 from .metrics import JobMetrics, Outcome, job_metrics
 from .pull import PullFeed
@@ -111,6 +114,7 @@ class Worker:
         self._job_type, self._result_type = JOB_TYPES[kind]
         self._metrics: JobMetrics = job_metrics(registry)
         self._feed: PullFeed | None = None
+        self._dead_letters: DeadLetters | None = None
         self._tasks: dict[asyncio.Task[None], Msg] = {}
         self._heartbeat_task: asyncio.Task[None] | None = None
         #: Jobs whose handler has returned and whose slot was freed before they were settled.
@@ -119,16 +123,30 @@ class Worker:
 
     # ---- life cycle ------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Create or update the durable consumer and start pulling jobs."""
+        """Create or update the durable consumers, read the dead letters and start pulling jobs.
+
+        Dead letters stored while no replica ran (jobs given up after ``max_deliver``
+        deliveries) are failed as soon as the worker starts.
+        """
         if self._feed is not None:
             raise RuntimeError(f"worker {self.consumer} is already started")
         self.consumer = await ensure_job_consumer(
             self.bus.js, service=self.service, kind=self.kind, max_deliver=self.max_deliver,
             ack_wait_s=self.ack_wait_s)
-        self._feed = PullFeed(self.bus.nc, stream=subjects.JOBS_STREAM, consumer=self.consumer,
-                              slots=self.concurrency, dispatch=self._dispatch,
-                              on_refused=self._recreate_consumer)
-        await self._feed.start()
+        dead_letters = DeadLetters(self.bus, service=self.service, kind=self.kind,
+                                   consumer=self.consumer, metrics=self._metrics,
+                                   on_failed=self._cancel_failed)
+        await dead_letters.start()
+        feed = PullFeed(self.bus.nc, stream=subjects.JOBS_STREAM, consumer=self.consumer,
+                        slots=self.concurrency, dispatch=self._dispatch,
+                        on_refused=self._recreate_consumer)
+        self._feed, self._dead_letters = feed, dead_letters
+        try:
+            await feed.start()
+        except BaseException:
+            self._feed = self._dead_letters = None
+            await dead_letters.stop()
+            raise
         self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(),
                                                    name=f"heartbeat {self.consumer}")
         self.bus._add_worker(self)
@@ -148,6 +166,9 @@ class Worker:
         self._stopping = True
         self.bus._remove_worker(self)
         await feed.stop()
+        if self._dead_letters is not None:
+            await self._dead_letters.stop()
+            self._dead_letters = None
         tasks = list(self._tasks)
         if tasks and drain:
             _, pending = await asyncio.wait(tasks, timeout=self.drain_timeout_s)
@@ -183,6 +204,16 @@ class Worker:
     def _reconnected(self) -> None:
         if self._feed is not None:
             self._feed.forget_requests()
+        if self._dead_letters is not None:
+            self._dead_letters.forget_requests()
+
+    def _cancel_failed(self, stream_seq: int) -> None:
+        """The dead-letter reader failed job ``stream_seq``: stop running it here, if we are."""
+        for task, msg in list(self._tasks.items()):
+            if msg.metadata.sequence.stream == stream_seq:
+                logger.warning("worker %s: cancelling the handler of job %d (stream sequence), "
+                               "failed as a dead letter", self.consumer, stream_seq)
+                task.cancel()
 
     def _dispatch(self, msg: Msg) -> None:
         # The feed hands over messages only between its start and its stop, while it is set.
