@@ -129,7 +129,7 @@ def _ready(url: str) -> bool:
 
 
 # ---- CLI ------------------------------------------------------------------------------------------
-class up_cli:  # noqa: N801 - a CLI namespace with add_args/main, like the other command modules
+class up_cli:  # a CLI namespace with add_args/main, like the other command modules
     """Start NATS and every installed service; Ctrl-C stops them all."""
 
     @staticmethod
@@ -158,7 +158,7 @@ class up_cli:  # noqa: N801 - a CLI namespace with add_args/main, like the other
         return 0
 
 
-class status_cli:  # noqa: N801
+class status_cli:
     """Show what the embedded stack runs."""
 
     @staticmethod
@@ -192,7 +192,7 @@ class status_cli:  # noqa: N801
         return 0 if all(r["state"] in ("running", "ready") for r in rows) else 1
 
 
-class serve_cli:  # noqa: N801
+class serve_cli:
     """Run one installed service (its FastAPI app under uvicorn)."""
 
     @staticmethod

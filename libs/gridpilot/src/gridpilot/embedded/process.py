@@ -38,7 +38,7 @@ def wait_until(check: Callable[[], bool], *, timeout_s: float, what: str,
         try:
             if check():
                 return
-        except Exception:  # noqa: BLE001 - a failing probe means "not ready yet"
+        except Exception:  # a failing probe means "not ready yet"
             pass
         if alive is not None and not alive():
             raise RuntimeError(f"{what} exited before it became ready")
@@ -67,7 +67,7 @@ class ManagedProcess:
         self.name = name
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log: IO[bytes] = open(log_path, "ab")  # closed in stop()
         self.proc = subprocess.Popen(
             list(argv), stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
