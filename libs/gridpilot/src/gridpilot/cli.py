@@ -23,6 +23,7 @@ _BUILTIN: dict[str, str] = {
     "serve": "gridpilot.stack:serve_cli",
     "docs": "gridpilot.asyncapi",
     "sim": "gridpilot.sim.cli",
+    "demo": "gridpilot.demo",
 }
 
 
