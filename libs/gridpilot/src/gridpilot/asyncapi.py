@@ -24,6 +24,7 @@ from .contracts import (
     ScopeReply,
     subjects,
 )
+from .contracts.scope import LEASE_VERB, SCOPE_RESULTS, LeaseInfo, LeaseRequest
 
 __all__ = ["add_args", "build_asyncapi", "main"]
 
@@ -73,8 +74,13 @@ def build_asyncapi() -> dict[str, Any]:
         parameters={"scope_id": {"description": "the microscope's id"},
                     "verb": {"enum": sorted(SCOPE_VERBS)}},
         reply=ScopeReply)
-    for _verb, params in sorted(SCOPE_VERBS.items()):
+    add(f"scope.{{scope_id}}.{LEASE_VERB}", LeaseRequest, "receive",
+        "Take, renew or release a microscope's exclusive lease (request/reply).",
+        parameters={"scope_id": {"description": "the microscope's id"}}, reply=LeaseInfo)
+    # Per-verb parameter and result models: ScopeCommand.params and ScopeReply.result hold them.
+    for verb, params in sorted(SCOPE_VERBS.items()):
         models[params.__name__] = params
+        models[SCOPE_RESULTS[verb].__name__] = SCOPE_RESULTS[verb]
 
     _, schema = models_json_schema(
         [(m, "serialization") for _, m in sorted(models.items())], ref_template=_REF
