@@ -19,6 +19,12 @@ from __future__ import annotations
 
 from .atlas import Atlas, AtlasTile, render_atlas
 from .camera import Affine, PixelGrid, apply_affine, invert_affine, make_pixel_grid
+from .cassette import CassetteSlot, default_cassette
+from .exposure import render_movie
+from .exposure_spec import DetectorSpec, ExposureSpec, MotionSpec, ParticleSpec
+from .imperfections import ImperfectionProfile
+from .instrument import TwinMicroscope
+from .presets import TwinOptics
 from .render import (
     ATLAS_IMAGING,
     SQUARE_IMAGING,
@@ -41,6 +47,7 @@ from .spec import (
     load_grid_spec,
     sample_grid_spec,
 )
+from .timing import TimingModel
 from .truth import (
     BlobRecord,
     HoleRecord,
@@ -62,27 +69,38 @@ __all__ = [
     "Atlas",
     "AtlasTile",
     "BlobRecord",
+    "CassetteSlot",
     "ContrastParams",
+    "DetectorSpec",
+    "ExposureSpec",
     "GridSpec",
     "HoleRates",
     "HoleRecord",
     "ImageRecord",
     "ImageTruth",
     "ImagingParams",
+    "ImperfectionProfile",
     "LocalScene",
+    "MotionSpec",
+    "ParticleSpec",
     "PixelGrid",
     "RenderedImage",
     "SampleSpec",
     "SquareFractions",
     "SquareRecord",
+    "TimingModel",
+    "TwinMicroscope",
+    "TwinOptics",
     "World",
     "apply_affine",
+    "default_cassette",
     "image_truth",
     "invert_affine",
     "load_grid_spec",
     "make_pixel_grid",
     "render_atlas",
     "render_grid",
+    "render_movie",
     "render_square",
     "render_tile",
     "render_view",
