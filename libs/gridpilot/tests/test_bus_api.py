@@ -315,6 +315,44 @@ async def test_requests_are_spread_over_a_queue_group(bus: Bus, nats_url: str) -
 
 
 # ---- headers and exports -------------------------------------------------------------------------
+async def test_a_wildcard_responder_is_told_the_subject_of_each_request(bus: Bus) -> None:
+    seen: list[str] = []
+
+    async def handle(payload: bytes, headers: Mapping[str, str], subject: str) -> ScopeReply:
+        seen.append(subject)
+        verb = subject.rsplit(".", 1)[-1]
+        if verb != "state":
+            raise UnsafeCommand(f"verb {verb!r} is not allowed", verb=verb)
+        return reply_to(payload)
+
+    await bus.serve("scope.krios-1.*", handle, queue="scope-gateway", concurrency=2)
+    assert (await bus.request(STATE, command(), ScopeReply)).ok
+    with pytest.raises(UnsafeCommand, match="'move_stage' is not allowed"):
+        await bus.request(MOVE, command("move_stage"), ScopeReply)
+    assert seen == [STATE, MOVE]
+
+
+async def test_a_request_sent_as_soon_as_serve_returns_is_answered(bus: Bus,
+                                                                   nats_url: str) -> None:
+    """Regression: serve flushed once, and nats-py writes that PING ahead of a SUB its flusher
+    has not sent yet, so a request from another connection right after serve sometimes got "no
+    responders" (about 1 in 170 on a quiet machine)."""
+    other = await Bus.connect(BusSettings(url=nats_url), name="test-b")
+    try:
+        for i in range(500):
+            subject = subjects.scope_command(f"krios-{i}", "state")
+            responder = await bus.serve(subject, lambda payload, headers: _answer(payload),
+                                        queue="scope-gateway")
+            assert (await other.request(subject, command(), ScopeReply)).ok
+            await responder.stop()
+    finally:
+        await other.close()
+
+
+async def _answer(payload: bytes) -> ScopeReply:
+    return reply_to(payload)
+
+
 def test_traceparent_headers_continue_the_trace_and_reject_garbage() -> None:
     tid = "4bf92f3577b34da6a3ce929d0e0e4736"
     headers = outgoing_headers(msg_id="job_1", trace_id=tid)

@@ -130,16 +130,36 @@ async def test_two_gateways_serve_two_sessions_at_once_without_crossing(
     assert by_scope == {("scope-a", "sa"), ("scope-b", "sb")}
 
 
-async def test_a_verb_outside_the_allow_list_finds_no_responder_and_a_mismatch_is_unsafe(
+async def test_a_verb_outside_the_allow_list_is_refused_as_unsafe_before_anything_moves(
         make_settings: Callable[..., GatewaySettings], bus: Bus, helpers: Any) -> None:
+    """Regression: one responder per allowed verb left an unknown verb with no responder at
+    all, so the caller got a retriable "no service answers" instead of a refusal."""
     async with helpers.serving(create_app(make_settings())):
-        await _lease(bus, "scope-a", "s1")
-        with pytest.raises(BusUnavailable, match="no service answers"):
-            await _send(bus, "scope-a", "s1", "open_column_valves")
+        assert (await _lease(bus, "scope-a", "s1")).holder == "s1"
+        await _send(bus, "scope-a", "s1", "move_stage", x_um=30.0, y_um=-20.0)
+        with pytest.raises(UnsafeCommand, match="'open_column_valves' is not allowed") as refused:
+            await _send(bus, "scope-a", "s1", "open_column_valves", x_um=0.0, y_um=0.0)
+        assert not refused.value.retriable and refused.value.http_status == 403
+        assert refused.value.details["verb"] == "open_column_valves"
+        assert all(verb in refused.value.message for verb in ("move_stage", "acquire", "abort"))
+        # Not even a valid command body is needed to be refused: the subject decides.
+        with pytest.raises(UnsafeCommand, match="'reboot' is not allowed"):
+            await bus.request(subjects.scope_command("scope-a", "reboot"),
+                              LeaseRequest(session_id="s1"), ScopeReply)
         smuggled = ScopeCommand(session_id="s1", verb="open_column_valves")
         with pytest.raises(UnsafeCommand, match="open_column_valves"):
             await bus.request(subjects.scope_command("scope-a", "state"), smuggled, ScopeReply)
         with pytest.raises(UnsafeCommand, match="limit is 975"):
             await _send(bus, "scope-a", "s1", "move_stage", x_um=0.0, y_um=-980.0)
         state = (await _send(bus, "scope-a", "s1", "state")).state
-        assert state is not None and (state.stage.x_um, state.stage.y_um) == (0.0, 0.0)
+        assert state is not None and (state.stage.x_um, state.stage.y_um) == (30.0, -20.0)
+        released = await bus.request(subjects.scope_command("scope-a", LEASE_VERB),
+                                     LeaseRequest(session_id="s1", action="release"), LeaseInfo)
+        assert released.holder is None
+
+
+async def test_another_microscopes_subjects_are_not_answered_by_this_gateway(
+        make_settings: Callable[..., GatewaySettings], bus: Bus, helpers: Any) -> None:
+    async with helpers.serving(create_app(make_settings(scope_id="scope-a"))):
+        with pytest.raises(BusUnavailable, match="no service answers"):
+            await _send(bus, "scope-b", "s1", "state")

@@ -1,18 +1,21 @@
-"""The bus surface: ``scope.<scope_id>.<verb>`` for every allowed verb, and the lease.
+"""The bus surface: one responder on ``scope.<scope_id>.*`` for the commands and the lease.
 
-One responder per allowed verb, all in the queue group ``scope-gateway-<scope_id>``, call
-:meth:`~scope_gateway.gateway.Gateway.execute` (the function behind the REST API too);
-``scope.<scope_id>.lease`` takes a :class:`~gridpilot.contracts.LeaseRequest`. A verb outside
-the allow-list has no responder (a request gets "no service answers"); a command whose
-``verb`` disagrees with its subject is refused as unsafe.
+The responder is in the queue group ``scope-gateway-<scope_id>`` and reads the verb from the
+subject: ``scope.<scope_id>.lease`` takes a :class:`~gridpilot.contracts.LeaseRequest`, a verb
+of the allow-list a :class:`~gridpilot.contracts.ScopeCommand` for
+:meth:`~scope_gateway.gateway.Gateway.execute` (the function behind the REST API too). Any
+other verb, and a command whose ``verb`` disagrees with its subject, is refused as
+:class:`~gridpilot.errors.UnsafeCommand` before anything is read or moved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import asyncio
+from collections.abc import Mapping
 from typing import Final
 
 from gridpilot.bus import Bus, Responder
+from gridpilot.bus.rpc import SubjectHandler
 from gridpilot.contracts import SCOPE_VERBS, LeaseRequest, Message, ScopeCommand, subjects
 from gridpilot.contracts.scope import LEASE_VERB
 from gridpilot.errors import UnsafeCommand
@@ -21,23 +24,33 @@ from .gateway import Gateway
 
 __all__ = ["queue_group", "serve_gateway"]
 
-#: Requests answered at once per subject: a repeat waits for the first inside the gateway,
-#: and ``abort`` and ``state`` have subjects (and responders) of their own.
-_CONCURRENCY: Final[int] = 4
-
-#: Round trips that make sure the subscriptions reached the server (see serve_gateway).
-_FLUSHES: Final[int] = 2
-
-Handler = Callable[[bytes, Mapping[str, str]], Awaitable[Message]]
+#: Requests one replica answers at once. Operations queue on the gateway's own lock (one at a
+#: time) and a repeat waits for the first inside the gateway, so this only bounds the work in
+#: hand; it is large so that ``abort`` and ``state`` are never stuck behind queued commands.
+_CONCURRENCY: Final[int] = 64
 
 
 def queue_group(scope_id: str) -> str:
-    """The queue group of one microscope's responders."""
+    """The queue group of one microscope's responder."""
     return f"scope-gateway-{scope_id}"
 
 
-def _command_handler(gateway: Gateway, verb: str) -> Handler:
-    async def handle(data: bytes, headers: Mapping[str, str]) -> Message:
+def _handler(gateway: Gateway) -> SubjectHandler:
+    # Lease requests are answered one at a time in arrival order, so that holder changes are
+    # announced in the order they happened.
+    lease_order = asyncio.Lock()
+
+    async def handle(data: bytes, headers: Mapping[str, str], subject: str) -> Message:
+        verb = subject.rsplit(".", 1)[-1]
+        if verb == LEASE_VERB:
+            request = LeaseRequest.model_validate_json(data)
+            async with lease_order:
+                return await gateway.handle_lease(request)
+        if verb not in SCOPE_VERBS:
+            raise UnsafeCommand(
+                f"verb {verb!r} is not allowed on {gateway.scope_id}; nothing was done; allowed "
+                f"verbs: {', '.join(sorted(SCOPE_VERBS))} (and {LEASE_VERB!r} for the lease)",
+                verb=verb, scope_id=gateway.scope_id)
         command = ScopeCommand.model_validate_json(data)
         if command.verb != verb:
             raise UnsafeCommand(f"a {command.verb!r} command was sent on the subject of "
@@ -47,26 +60,11 @@ def _command_handler(gateway: Gateway, verb: str) -> Handler:
     return handle
 
 
-def _lease_handler(gateway: Gateway) -> Handler:
-    async def handle(data: bytes, headers: Mapping[str, str]) -> Message:
-        return await gateway.handle_lease(LeaseRequest.model_validate_json(data))
-
-    return handle
-
-
 async def serve_gateway(bus: Bus, gateway: Gateway) -> list[Responder]:
-    """Start the responders of one gateway; stop them with ``await r.stop()``."""
-    queue = queue_group(gateway.scope_id)
-    responders = [
-        await bus.serve(subjects.scope_command(gateway.scope_id, verb),
-                        _command_handler(gateway, verb), queue=queue, concurrency=_CONCURRENCY)
-        for verb in SCOPE_VERBS
-    ]
-    responders.append(await bus.serve(subjects.scope_command(gateway.scope_id, LEASE_VERB),
-                                      _lease_handler(gateway), queue=queue))
-    # The subscriptions exist once the server has processed them. nats-py writes a flush's
-    # PING ahead of the SUBs still queued for its flusher task, so the first PONG can come
-    # back before they are sent; the second round trip is queued behind them.
-    for _ in range(_FLUSHES):
-        await bus.nc.flush()
-    return responders
+    """Start the responder of one gateway; stop it with ``await r.stop()``.
+
+    When this returns the server routes ``scope.<scope_id>.*`` here (``Bus.serve`` waits).
+    """
+    subject = subjects.scope_commands(gateway.scope_id)
+    return [await bus.serve(subject, _handler(gateway), queue=queue_group(gateway.scope_id),
+                            concurrency=_CONCURRENCY)]

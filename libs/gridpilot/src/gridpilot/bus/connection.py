@@ -229,13 +229,17 @@ class Bus:
         return await _rpc.request(self._nc, subject, msg, reply_type, timeout_s=timeout_s,
                                   idempotency_key=idempotency_key)
 
-    async def serve(self, subject: str, handler: _rpc.Handler, *, queue: str,
-                    concurrency: int = 1) -> _rpc.Responder:
+    async def serve(self, subject: str, handler: _rpc.Handler | _rpc.SubjectHandler, *,
+                    queue: str, concurrency: int = 1) -> _rpc.Responder:
         """Answer requests on ``subject`` in queue group ``queue`` (one replica answers each).
 
-        ``handler(payload, headers)`` returns the reply message; a ``GridpilotError`` it raises
-        is sent back as an error reply, any other exception as an internal error. Requests are
-        answered one at a time unless ``concurrency`` is larger.
+        ``handler(payload, headers)`` returns the reply message; a handler with a third
+        parameter is also given the subject the request came on, which is how a responder on
+        a wildcard subject (``scope.krios-1.*``) tells them apart. A ``GridpilotError`` it
+        raises is sent back as an error reply, any other exception as an internal error.
+        Requests are answered one at a time unless ``concurrency`` is larger. When this
+        returns, the server routes requests here (no "no responders" for a request sent next,
+        from any connection to the same server).
         """
         responder = await _rpc.serve(self._nc, subject, handler, queue=queue,
                                      concurrency=concurrency)

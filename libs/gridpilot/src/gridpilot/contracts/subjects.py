@@ -6,6 +6,8 @@ Three kinds of traffic (ARCHITECTURE.md): commands to a microscope on ``scope.<s
 
 >>> scope_command("krios-1", "move_stage")
 'scope.krios-1.move_stage'
+>>> scope_commands("krios-1")
+'scope.krios-1.*'
 >>> result_subject(PREPROCESS_MOVIE)
 'evt.result.preprocess.movie'
 """
@@ -38,6 +40,7 @@ __all__ = [
     "job_subject",
     "result_subject",
     "scope_command",
+    "scope_commands",
     "validate_token",
 ]
 
@@ -96,3 +99,8 @@ def result_subject(kind: str) -> str:
 def scope_command(scope_id: str, verb: str) -> str:
     """``scope.<scope_id>.<verb>``: request/reply subject of one microscope command."""
     return f"scope.{validate_token(scope_id, 'scope_id')}.{validate_token(verb, 'verb')}"
+
+
+def scope_commands(scope_id: str) -> str:
+    """``scope.<scope_id>.*``: every command subject of one microscope (what its gateway serves)."""
+    return f"scope.{validate_token(scope_id, 'scope_id')}.*"
