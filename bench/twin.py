@@ -7,6 +7,13 @@ and target maps from ``/work/shared/design/reference/`` (plus the exposure and i
 spectrum when ``gridpilot.sim.exposure`` is present). The real images are CC BY-NC: they are
 read at run time and never copied into the repository; ``bench/out/`` is git-ignored.
 
+The twin's exposure is taken as a person would look at one: a 4096² movie in a good hole of a
+twin grid (apoferritin from the 6z6u model) at 1.06 Å/px, 2 µm underfocus and 40 e/Å², its
+frames aligned (with the true drift, as motion correction would) and summed; the power
+spectrum is the mean of 512² tile spectra on a log scale, centre masked, contrast clipped.
+``exposure.thon_rings`` gives, per resolution band, how well the rotational average of that
+spectrum follows the CTF's rings (1 = perfectly).
+
 (b) Speed: render times of a 2048² atlas (3×3 tiles), a 1280² square image and, when the movie
 renderer exists, a 40-frame 1024² movie, each beside the microscope time that
 ``gridpilot.sim.timing.TimingModel`` assigns it.
@@ -25,22 +32,48 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import mrcfile
 import numpy as np
 import numpy.typing as npt
+import scipy.fft as sfft
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from gridpilot.optics import ctf_1d
 from gridpilot.sim import GridSpec, World, render_atlas, render_square, render_tile, render_view
 from gridpilot.sim.output import to_uint8
 from gridpilot.sim.render import SQUARE_IMAGING, VIEW_IMAGING
 
+if TYPE_CHECKING:
+    from gridpilot.sim.exposure import PreparedExposure
+    from gridpilot.sim.exposure_spec import ExposureSpec
+
 F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
 
 PANEL_PX: Final[int] = 360  # height of every panel in the picture
-SPECTRUM_SMOOTH_PX: Final[float] = 2.0
+#: The twin's exposure: a Falcon 4 frame at a usual single-particle set-up (SmartScope's
+#: reference: 0.85 Å/px, 1.96 µm underfocus).
+EXPOSURE_SHAPE: Final[tuple[int, int]] = (4096, 4096)
+EXPOSURE_PIXEL_A: Final[float] = 1.06
+EXPOSURE_DEFOCUS_UM: Final[float] = 2.0
+EXPOSURE_DOSE_E_PER_A2: Final[float] = 40.0
+#: The aligned sum's noise depends on the dose, not on how many frames it is split into, and a
+#: 4096² frame takes about 2 s to render: 10 frames of 4 e/Å² (only the first, during the
+#: beam-induced jump, is blurred).
+EXPOSURE_FRAMES: Final[int] = 10
+EXPOSURE_SEED: Final[int] = 1
+#: Tiles averaged into the power spectrum (CTFFIND's default box), overlapping by half.
+SPECTRUM_TILE_PX: Final[int] = 512
+#: Radius of the masked centre, as a fraction of the tile (≈ 1/35 Å⁻¹ at 1.06 Å/px).
+SPECTRUM_CENTRE_FRACTION: Final[float] = 0.03
+SPECTRUM_SMOOTH_PX: Final[float] = 1.0
+SPECTRUM_CLIP_PERCENTILES: Final[tuple[float, float]] = (1.0, 99.0)
+#: Resolution bands (Å) in which the spectrum's rotational average is compared with the CTF.
+RING_BANDS_A: Final[tuple[tuple[float, float], ...]] = (
+    (30.0, 12.0), (12.0, 8.0), (8.0, 6.0), (6.0, 5.0), (5.0, 4.2))
 #: Hole pitch of R1.2/1.3, the film in both real images (2.5 µm); pixel sizes are measured from it.
 R12_PITCH_UM: Final[float] = 2.5
 #: Microscope times used when gridpilot.sim.timing is absent (SEED-DIGEST "Numbers to beat").
@@ -148,9 +181,6 @@ def real_pairs(shared: Path) -> list[tuple[Image.Image, Image.Image]]:
                       pixel_size_um=fov / (2 * ref.shape[1]), imaging=replace(VIEW_IMAGING, fringe_width_um=0.06))
     pairs.append((panel(ref, "SmartScope target view (screenshot, gold)"),
                   panel(bin2(img.image), "twin view, gold film, wider fringes (more defocus)")))
-    movie_pair = exposure_pair(ref_dir)
-    if movie_pair is not None:
-        pairs.append(movie_pair)
     return pairs
 
 
@@ -168,27 +198,136 @@ def _central_hole(world: World) -> tuple[float, float]:
     return holes[int(np.argmin(d))].centre_um
 
 
-def exposure_pair(ref_dir: Path) -> tuple[Image.Image, Image.Image] | None:
-    """The SmartScope exposure panel beside a twin movie's sum and power spectrum, if available."""
+def exposure_pair(ref_dir: Path) -> tuple[tuple[Image.Image, Image.Image], dict[str, Any]] | None:
+    """SmartScope's exposure panel beside the twin's aligned movie sum and its power spectrum.
+
+    Returns the two panels and the exposure's figures, or None without the movie renderer.
+    """
     try:
-        from gridpilot.sim.exposure import render_movie
-        from gridpilot.sim.exposure_spec import ExposureSpec
+        from gridpilot.sim.exposure import prepare_exposure
+        from gridpilot.sim.exposure_spec import ExposureSpec, exposure_spec_for_scene
     except ImportError as exc:
         print(f"movie renderer not available ({exc}); no exposure panel")
         return None
-    movie = render_movie(ExposureSpec(shape=(768, 768), pixel_size_a=1.0, n_frames=20))
-    try:  # the movie renderer's own preview: frame sum beside its smoothed power spectrum
-        from gridpilot.sim.exposure_cli import movie_preview
-
-        both = np.asarray(movie_preview(movie), dtype=np.float32) * 255.0
-    except ImportError:
-        total = np.asarray(movie.frames, dtype=np.float32).sum(axis=0)
-        spectrum = np.abs(np.fft.fftshift(np.fft.fft2(total - total.mean()))) ** 2
-        smooth = ndimage.gaussian_filter(spectrum / max(float(np.median(spectrum)), 1e-12), SPECTRUM_SMOOTH_PX)
-        both = np.concatenate([to_uint8(total), to_uint8(np.log(smooth + 1e-6))], axis=1).astype(np.float32)
+    world = World(seed=7, spec=GridSpec(hole_type="R1.2/1.3", film_rotation_deg=33.0))
+    scene = world.local_scene(*_central_hole(world))
+    defocus_a = EXPOSURE_DEFOCUS_UM * 1e4
+    base = ExposureSpec(shape=EXPOSURE_SHAPE, pixel_size_a=EXPOSURE_PIXEL_A,
+                        n_frames=EXPOSURE_FRAMES,
+                        dose_per_frame_e_per_a2=EXPOSURE_DOSE_E_PER_A2 / EXPOSURE_FRAMES,
+                        defocus1_a=defocus_a, defocus2_a=defocus_a, seed=EXPOSURE_SEED)
+    spec = exposure_spec_for_scene(scene, base)
+    t0 = time.perf_counter()
+    prepared = prepare_exposure(spec)
+    total = aligned_sum(prepared)
+    render_s = time.perf_counter() - t0
+    spectrum = tile_power_spectrum(total, SPECTRUM_TILE_PX)
+    rings = thon_ring_correlation(spectrum, spec)
+    h_um, w_um = (n * spec.pixel_size_a * 1e-4 for n in spec.shape)
+    figures: dict[str, Any] = {
+        "shape": list(spec.shape), "pixel_size_a": spec.pixel_size_a,
+        "defocus_um": EXPOSURE_DEFOCUS_UM, "dose_e_per_a2": spec.total_dose_e_per_a2,
+        "frames": spec.n_frames, "species": [p.species for p in spec.particles],
+        "ice_nm": round(spec.ice_nm, 1),
+        "particles": len(prepared.truth.particles),
+        "particles_expected": round(scene.particle_density_per_um2 * h_um * w_um, 1),
+        "render_s": round(render_s, 2), "thon_rings": rings,
+    }
+    print(f"exposure: {spec.shape[1]}x{spec.shape[0]} at {spec.pixel_size_a} A/px, "
+          f"{EXPOSURE_DEFOCUS_UM} um underfocus, {spec.total_dose_e_per_a2:g} e/A2, "
+          f"{figures['particles']} particles ({', '.join(figures['species'])}) in "
+          f"{spec.ice_nm:.0f} nm of ice; rendered and aligned in {render_s:.1f} s")
+    print("  Thon rings vs CTF (correlation): "
+          + ", ".join(f"{band} A {corr:.2f}" for band, corr in rings.items()))
+    side = SPECTRUM_TILE_PX * 2
+    image = Image.fromarray(to_uint8(bin2(bin2(total.astype(np.float32)))))
+    power = Image.fromarray(spectrum_picture(spectrum)).resize((side, side),
+                                                              Image.Resampling.LANCZOS)
+    both = np.concatenate([np.asarray(image.resize((side, side), Image.Resampling.LANCZOS)),
+                           np.asarray(power)], axis=1)
     ref = grey(ref_dir / "screening-ui-highmag.png", (5, 65, 505, 315))
     return (panel(ref, "SmartScope exposure + power spectrum"),
-            panel(both, "twin movie sum + power spectrum", stretch=False))
+            panel(both, f"twin aligned movie sum + power spectrum ({spec.pixel_size_a} A/px, "
+                        f"{EXPOSURE_DEFOCUS_UM} um, {spec.total_dose_e_per_a2:g} e/A2)",
+                  stretch=False)), figures
+
+
+def aligned_sum(prepared: PreparedExposure) -> F64:
+    """The frames summed after moving each back by its true drift, as motion correction would.
+
+    Frames are made one at a time, so a 4096² movie never sits in memory whole.
+    """
+    from gridpilot.sim.exposure import iter_frames
+
+    spec = prepared.spec
+    h, w = spec.shape
+    drift_px = np.asarray(prepared.truth.drift_xy_a, dtype=np.float64) / spec.pixel_size_a
+    ky, kx = np.fft.fftfreq(h), np.fft.rfftfreq(w)
+    acc = np.zeros((h, w // 2 + 1), dtype=np.complex64)
+    for frame, (dx, dy) in zip(iter_frames(prepared), drift_px, strict=True):
+        # Content moved by +s in this frame; the (separable) phase ramp moves it back by -s.
+        ramp_y = np.exp(2j * np.pi * ky * dy).astype(np.complex64)[:, None]
+        ramp_x = np.exp(2j * np.pi * kx * dx).astype(np.complex64)[None, :]
+        spectrum = sfft.rfft2(np.asarray(frame, dtype=np.float32), workers=-1)
+        spectrum *= ramp_y
+        spectrum *= ramp_x
+        acc += spectrum
+    return np.asarray(sfft.irfft2(acc, s=(h, w), workers=-1), dtype=np.float64)
+
+
+def tile_power_spectrum(image: F64, tile: int) -> F64:
+    """Mean power spectrum of Hann-windowed ``tile``² tiles overlapping by half, DC centred."""
+    window = np.outer(np.hanning(tile), np.hanning(tile))
+    step = tile // 2
+    total = np.zeros((tile, tile))
+    count = 0
+    for y in range(0, image.shape[0] - tile + 1, step):
+        for x in range(0, image.shape[1] - tile + 1, step):
+            patch = image[y:y + tile, x:x + tile]
+            total += np.abs(np.fft.fft2((patch - patch.mean()) * window)) ** 2
+            count += 1
+    return np.asarray(np.fft.fftshift(total / max(count, 1)), dtype=np.float64)
+
+
+def _radius_px(shape: tuple[int, ...]) -> F64:
+    yy, xx = np.indices(shape)
+    return np.asarray(np.hypot(yy - shape[0] // 2, xx - shape[1] // 2), dtype=np.float64)
+
+
+def spectrum_picture(spectrum: F64) -> npt.NDArray[np.uint8]:
+    """The spectrum as a person looks at it: log scale, lightly smoothed, the centre masked and
+    the contrast clipped to the percentiles of the rest (else DC and the lowest frequencies,
+    orders of magnitude stronger, leave the rings black)."""
+    logp = ndimage.gaussian_filter(np.log(spectrum + 1e-12), SPECTRUM_SMOOTH_PX)
+    r = _radius_px(spectrum.shape)
+    centre = r < SPECTRUM_CENTRE_FRACTION * spectrum.shape[0]
+    rest = ~centre & (r < spectrum.shape[0] // 2)
+    lo, hi = np.percentile(logp[rest], SPECTRUM_CLIP_PERCENTILES)
+    logp[centre] = np.median(logp[rest])
+    return np.asarray(np.clip((logp - lo) / max(float(hi - lo), 1e-12) * 255.0, 0, 255),
+                      dtype=np.uint8)
+
+
+def thon_ring_correlation(spectrum: F64, spec: ExposureSpec) -> dict[str, float]:
+    """Per band of ``RING_BANDS_A``, the correlation of the rotational average of the log
+    spectrum with CTF², each with a quadratic trend removed (a visible ring pattern scores
+    about 0.8 or more; noise about 0)."""
+    tile = spectrum.shape[0]
+    r = np.round(_radius_px(spectrum.shape)).astype(np.int64)
+    profile = np.bincount(r.ravel(), spectrum.ravel()) / np.maximum(np.bincount(r.ravel()), 1)
+    profile = profile[: tile // 2]
+    k_per_a = np.arange(profile.size) / (tile * spec.pixel_size_a)
+    ctf2 = ctf_1d(k_per_a, 0.5 * (spec.defocus1_a + spec.defocus2_a), voltage_kv=spec.voltage_kv,
+                  cs_mm=spec.cs_mm, amplitude_contrast=spec.amplitude_contrast) ** 2
+    log_profile = np.log(profile + 1e-12)
+    out = {}
+    for low_a, high_a in RING_BANDS_A:
+        band = (k_per_a >= 1.0 / low_a) & (k_per_a < 1.0 / high_a)
+        k = k_per_a[band]
+        a = log_profile[band] - np.polyval(np.polyfit(k, log_profile[band], 2), k)
+        b = ctf2[band] - np.polyval(np.polyfit(k, ctf2[band], 2), k)
+        out[f"{low_a:g}-{high_a:g}"] = round(float(np.corrcoef(a, b)[0, 1]), 3)
+    return out
 
 
 def _movie_renderer() -> Callable[[tuple[int, int], int], F32] | None:
@@ -269,6 +408,10 @@ def main(argv: list[str] | None = None) -> int:
     results = {} if args.no_speed else speed(args.no_movie)
     if (args.shared / "data" / "real").is_dir():
         pairs = real_pairs(args.shared)
+        exposure = None if args.no_movie else exposure_pair(args.shared / "design" / "reference")
+        if exposure is not None:
+            pair, results["exposure"] = exposure
+            pairs.append(pair)
         width = max(a.width + b.width for a, b in pairs) + 12
         sheet = Image.new("RGB", (width, sum(a.height for a, _ in pairs) + 6 * len(pairs)), "white")
         y = 0

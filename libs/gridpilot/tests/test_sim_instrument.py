@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 
 from gridpilot.errors import ScopeError, TransientError
+from gridpilot.sim.exposure_spec import ExposureSpec
 from gridpilot.sim.imperfections import ImperfectionProfile
 from gridpilot.sim.instrument import TwinMicroscope
 from gridpilot.sim.presets import TwinOptics
+from gridpilot.sim.render_scope import world_for
 from gridpilot.sim.timing import TimingModel
+from gridpilot.sim.world import World
 
 
 def _twin(seed: int = 3, profile: ImperfectionProfile | None = None,
@@ -168,3 +171,70 @@ async def test_the_cassette_and_the_need_for_a_grid() -> None:
     assert twin.state().grid_name == "ultraufoil-r1.2-1.3"
     with pytest.raises(ScopeError, match="stage travel"):
         await twin.move_stage(1200.0, 0.0)
+
+
+# ---- the Record movie in the world -----------------------------------------------------------------
+def _hole_edge_where_ice_rises_towards_plus_y(world: World) -> tuple[float, float]:
+    """A point of a good hole, 80 % of the way from its centre to its +y edge (stage frame)."""
+    square = next(s for s in world.squares()
+                  if s.square_class == "good" and math.hypot(*s.centre_um) < 300.0)
+    hole = next(h for h in world.holes(square.id) if h.hole_class == "good")
+    return hole.centre_um[0], hole.centre_um[1] + 0.8 * hole.radius_um
+
+
+async def test_a_record_movie_is_brighter_where_the_worlds_ice_is_thinner() -> None:
+    """Regression: render_scope passed the world's stage-frame ice gradient to the exposure
+    unflipped; stage +y is the image top, so ice thickening towards +y darkened the bottom."""
+    twin = TwinMicroscope(seed=3, timing=TimingModel.instant(),
+                          imperfections=ImperfectionProfile.perfect(),
+                          optics=TwinOptics.sized(atlas_tile_px=64, search_px=64, view_px=64,
+                                                  record_px=128, record_pixel_size_a=8.0))
+    slot = await twin.load_grid(1)
+    x_um, y_um = _hole_edge_where_ice_rises_towards_plus_y(world_for(slot))
+    scene = world_for(slot).local_scene(x_um, y_um)
+    gx_nm_per_um, gy_nm_per_um = scene.ice_gradient_nm_per_um
+    assert scene.region == "hole" and gy_nm_per_um > 50.0 > abs(gx_nm_per_um)
+    await twin.move_stage(x_um, y_um)
+    movie = await twin.acquire("record", frames=2)
+    total = movie.data.sum(axis=0, dtype=np.float64)
+    half = total.shape[0] // 2
+    top, bottom = float(total[:half].mean()), float(total[half:].mean())
+    # The centres of the two halves are half the field apart.
+    field_um = total.shape[0] * movie.pixel_size_a * 1e-4
+    expected = gy_nm_per_um * field_um / 2 / ExposureSpec().ice_attenuation_nm
+    assert math.log(bottom / top) == pytest.approx(expected, rel=0.2)
+    left, right = float(total[:, :half].mean()), float(total[:, half:].mean())
+    assert abs(math.log(right / left)) < 0.3 * expected
+
+
+async def test_record_movies_hold_the_worlds_particles_per_area_and_film_is_not_ice() -> None:
+    """Regression: render_scope turned the world's areal density into a volume concentration
+    over the scene's ice while placing particles in ice, contamination and film together, so
+    exposures on the film or on contamination got too many particles, and ice thinner than a
+    particle excluded them twice."""
+    twin = TwinMicroscope(seed=5, timing=TimingModel.instant(),
+                          imperfections=ImperfectionProfile.perfect(),
+                          optics=TwinOptics.sized(atlas_tile_px=64, search_px=64, view_px=64,
+                                                  record_px=256, record_pixel_size_a=8.0))
+    slot = await twin.load_grid(1)
+    world = world_for(slot)
+    square = next(s for s in world.squares()
+                  if s.square_class == "good" and math.hypot(*s.centre_um) < 300.0)
+    holes = [h for h in world.holes(square.id) if h.hole_class == "good"][:6]
+    expected = counted = 0.0
+    for hole in holes:
+        await twin.move_stage(*hole.centre_um)
+        movie = await twin.acquire("record", frames=1)
+        h_um, w_um = (n * movie.pixel_size_a * 1e-4 for n in movie.data.shape[1:])
+        expected += world.local_scene(*hole.centre_um).particle_density_per_um2 * h_um * w_um
+        counted += len(movie.truth["exposure"]["particles"])
+    assert expected > 50.0
+    assert abs(counted - expected) < 3.0 * math.sqrt(expected)
+
+    beside = (holes[0].centre_um[0] + 1.25 * holes[0].radius_um, holes[0].centre_um[1])
+    film = world.local_scene(*beside)
+    assert film.region == "film" and film.film_nm > 0
+    await twin.move_stage(*beside)
+    exposure = (await twin.acquire("record", frames=1)).truth["exposure"]
+    assert exposure["ice_nm"] == pytest.approx(film.ice_nm + film.contamination_nm)
+    assert exposure["support_nm"] == pytest.approx(film.film_nm)

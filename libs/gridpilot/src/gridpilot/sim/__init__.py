@@ -20,10 +20,13 @@ from __future__ import annotations
 from .atlas import Atlas, AtlasTile, render_atlas
 from .camera import Affine, PixelGrid, apply_affine, invert_affine, make_pixel_grid
 from .cassette import CassetteSlot, default_cassette
+from .detector import DetectorSpec
 from .exposure import render_movie
-from .exposure_spec import DetectorSpec, ExposureSpec, MotionSpec, ParticleSpec
+from .exposure_spec import ExposureSpec
 from .imperfections import ImperfectionProfile
 from .instrument import TwinMicroscope
+from .motion import MotionSpec
+from .placement import ParticleSpec
 from .presets import TwinOptics
 from .render import (
     ATLAS_IMAGING,

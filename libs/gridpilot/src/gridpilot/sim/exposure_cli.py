@@ -37,13 +37,14 @@ from gridpilot.sim.exposure import (
     prepare_exposure,
     render_movie,
 )
+from gridpilot.sim.exposure_spec import exposure_spec_for_scene
 from gridpilot.sim.motion import MotionSpec
 from gridpilot.sim.particles import SPECIES
 from gridpilot.sim.placement import ParticleSpec
 
 if TYPE_CHECKING:
     from gridpilot.sim.products import RenderOutput
-    from gridpilot.sim.world import LocalScene, World
+    from gridpilot.sim.world import World
 
 __all__ = [
     "add_args",
@@ -59,13 +60,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _A_PER_UM: Final[float] = 1e4
-# Mesh bars and the rim let nothing through: 10 µm of "support" at Λ = 20 nm.
-_OPAQUE_SUPPORT_NM: Final[float] = 1e4
-_OPAQUE_ATTENUATION_NM: Final[float] = 20.0
-# Effective attenuation lengths of support films at high magnification (energy filtered), nm.
-_SUPPORT_ATTENUATION_NM: Final[dict[str, float]] = {"carbon": 200.0, "gold": 30.0}
-_CRYSTALLINE_PHASE_RAD: Final[float] = 0.03
-_FALLBACK_SPECIES: Final[str] = "hollow_shell"
 # Exposures go near the hole centre: within this fraction of the hole radius.
 _HOLE_TARGET_FRACTION: Final[float] = 0.5
 _DEFAULT_MOVIE_SHAPE: Final[tuple[int, int]] = (1024, 1024)
@@ -95,36 +89,6 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-noise", action="store_true", help="write expected frames, no shot noise")
     parser.add_argument("--png", action="store_true", help="also write FILE.png (sum | power spectrum)")
     add_movie_args(parser)
-
-
-def exposure_spec_for_scene(scene: LocalScene, base: ExposureSpec) -> ExposureSpec:
-    """The exposure of a world's local scene, on top of ``base`` (optics, dose, detector, seed).
-
-    Bars and the rim are opaque; on the film the support's thickness and material set its
-    absorption; contamination counts as extra ice; particles keep the world's areal density.
-    The stage y axis points up and image rows down, so the y gradient changes sign.
-    """
-    gx, gy = scene.ice_gradient_nm_per_um
-    opaque = scene.region in ("bar", "rim")
-    if opaque:
-        support_nm, support_att = _OPAQUE_SUPPORT_NM, _OPAQUE_ATTENUATION_NM
-    elif scene.film_material is not None and scene.film_nm > 0:
-        support_nm, support_att = scene.film_nm, _SUPPORT_ATTENUATION_NM[scene.film_material]
-    else:
-        support_nm, support_att = 0.0, base.support_attenuation_nm
-    populations = tuple(
-        ParticleSpec(species=name if name in SPECIES else _FALLBACK_SPECIES,
-                     areal_density_per_um2=scene.particle_density_per_um2 * fraction)
-        for name, fraction in zip(scene.species, scene.species_fractions, strict=True)
-        if scene.particle_density_per_um2 * fraction > 0 and not opaque
-    )
-    return replace(
-        base, ice_nm=0.0 if opaque else scene.ice_nm + scene.contamination_nm,
-        ice_gradient_nm_per_um=(0.0, 0.0) if opaque else (gx, -gy),
-        support_nm=support_nm, support_attenuation_nm=support_att,
-        crystalline_ice_rad=_CRYSTALLINE_PHASE_RAD if scene.crystalline else 0.0,
-        particles=populations,
-    )
 
 
 def movie_product(world: World, opts: argparse.Namespace, rng: np.random.Generator) -> RenderOutput:

@@ -7,24 +7,40 @@ same drift — sampled on a grid half as fine over the same field of view.
 >>> spec = ExposureSpec(shape=(256, 256), pixel_size_a=1.0, n_frames=10)
 >>> spec.with_pixel_size(2.0).shape, spec.total_dose_e_per_a2
 ((128, 128), 12.5)
+
+:func:`exposure_spec_for_scene` puts an exposure in the simulated world: the ice, support and
+particles of a :class:`~gridpilot.sim.world.LocalScene` on top of the optics, dose and seed of a
+base spec (what the twin microscope and ``gridpilot sim render movie`` record).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from gridpilot.errors import InvalidInput
 from gridpilot.sim.detector import DetectorSpec
 from gridpilot.sim.motion import MotionSpec
+from gridpilot.sim.particles import SPECIES
 from gridpilot.sim.placement import ParticlePlacement, ParticleSpec
 from gridpilot.sim.transfer import LensParams
 
-__all__ = ["ExposureSpec"]
+if TYPE_CHECKING:
+    from gridpilot.sim.world import LocalScene
+
+__all__ = ["ExposureSpec", "exposure_spec_for_scene"]
 
 _MAX_SIDE_PX: Final[int] = 16384
 # Pixel sizes of a high-magnification exposure (TWIN-PHYSICS.md: 0.5–1.5 Å, with room for binning).
 _PIXEL_RANGE_A: Final[tuple[float, float]] = (0.2, 20.0)
+# Mesh bars and the rim let nothing through: 10 µm of "support" at Λ = 20 nm.
+_OPAQUE_SUPPORT_NM: Final[float] = 1e4
+_OPAQUE_ATTENUATION_NM: Final[float] = 20.0
+# Effective attenuation lengths of support films at high magnification (energy filtered), nm.
+_SUPPORT_ATTENUATION_NM: Final[dict[str, float]] = {"carbon": 200.0, "gold": 30.0}
+_CRYSTALLINE_PHASE_RAD: Final[float] = 0.03
+# A sample species with no model of its own is drawn as this procedural one.
+_FALLBACK_SPECIES: Final[str] = "hollow_shell"
 
 
 @dataclass(frozen=True)
@@ -157,6 +173,50 @@ class ExposureSpec:
         if isinstance(d.get("detector"), dict):
             d["detector"] = DetectorSpec(**d["detector"])
         return cls(**d)
+
+
+def exposure_spec_for_scene(scene: LocalScene, base: ExposureSpec) -> ExposureSpec:
+    """The exposure of a world's local scene, on top of ``base`` (optics, dose, detector, seed).
+
+    Parameters
+    ----------
+    scene : what the world has at the exposure's centre (ice in nm, gradient in nm/µm in the
+        stage frame, particles per µm²)
+    base : everything the scene does not set: shape, pixel size, frames, dose, defocus, motion,
+        detector, seed
+
+    Returns
+    -------
+    ExposureSpec with the scene's ice, support and particles.
+
+    Notes
+    -----
+    Bars and the rim are opaque; on the film the support's thickness and material set its
+    absorption; contamination counts as extra ice. Particles keep the world's areal density
+    as it is: the world has already excluded them from ice thinner than they are. The stage
+    y axis points up and image rows down, so the y gradient changes sign.
+    """
+    gx, gy = scene.ice_gradient_nm_per_um
+    opaque = scene.region in ("bar", "rim")
+    if opaque:
+        support_nm, support_att = _OPAQUE_SUPPORT_NM, _OPAQUE_ATTENUATION_NM
+    elif scene.film_material is not None and scene.film_nm > 0:
+        support_nm, support_att = scene.film_nm, _SUPPORT_ATTENUATION_NM[scene.film_material]
+    else:
+        support_nm, support_att = 0.0, base.support_attenuation_nm
+    populations = tuple(
+        ParticleSpec(species=name if name in SPECIES else _FALLBACK_SPECIES,
+                     areal_density_per_um2=scene.particle_density_per_um2 * fraction)
+        for name, fraction in zip(scene.species, scene.species_fractions, strict=True)
+        if scene.particle_density_per_um2 * fraction > 0 and not opaque
+    )
+    return replace(
+        base, ice_nm=0.0 if opaque else scene.ice_nm + scene.contamination_nm,
+        ice_gradient_nm_per_um=(0.0, 0.0) if opaque else (gx, -gy),
+        support_nm=support_nm, support_attenuation_nm=support_att,
+        crystalline_ice_rad=_CRYSTALLINE_PHASE_RAD if scene.crystalline else 0.0,
+        particles=populations,
+    )
 
 
 def _particle_spec(p: dict[str, Any] | ParticleSpec) -> ParticleSpec:

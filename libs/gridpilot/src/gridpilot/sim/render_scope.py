@@ -28,10 +28,8 @@ from .atlas import render_atlas as _render_world_atlas
 from .camera import Affine
 from .cassette import CassetteSlot
 from .exposure import render_movie as render_exposure
-from .exposure_spec import ExposureSpec
+from .exposure_spec import ExposureSpec, exposure_spec_for_scene
 from .motion import MotionSpec
-from .particles import SPECIES as PARTICLE_SPECIES
-from .placement import ParticleSpec
 from .presets import PresetOptics, TwinOptics
 from .render import RenderedImage, render_square, render_view
 from .spec import GridSpec
@@ -42,14 +40,6 @@ __all__ = ["StagePose", "TwinAtlas", "TwinImage", "TwinImageKind", "render_atlas
 
 _UM_PER_A: Final[float] = 1e-4
 _A_PER_UM: Final[float] = 1e4
-_UM_PER_NM: Final[float] = 1e-3
-#: Ice thinner than this (1 nm) is treated as this, when turning areal into volume density.
-_MIN_ICE_UM: Final[float] = 1e-3
-#: A grid bar or the rim: as dark as ice this thick (no electrons get through).
-_OPAQUE_ICE_NM: Final[float] = 20000.0
-#: Phase of each hexagonal-ice reflection in crystalline ice, rad.
-_CRYSTAL_PHASE_RAD: Final[float] = 0.05
-_FALLBACK_SPECIES: Final[str] = "hollow_shell"
 _WORLD_CACHE: Final[int] = 8
 #: Stage error of a montage tile relative to the imperfections' stage error (tiles are short
 #: hops from a known position).
@@ -213,35 +203,23 @@ def render_image(slot: CassetteSlot, optics: PresetOptics, stage: dict[str, floa
                        exposure_s=exposure_s)
 
 
-
 def _exposure_spec(scene: LocalScene, optics: PresetOptics, *, frames: int, defocus_um: float,
                    dose_e_per_a2: float, exposure_s: float, drift_a_per_s: float,
                    seed: int) -> ExposureSpec:
-    """The high-magnification exposure of the local scene at the image centre."""
-    opaque = scene.region in ("bar", "rim")
-    ice_nm = _OPAQUE_ICE_NM if opaque else scene.ice_nm + scene.contamination_nm + scene.film_nm
-    ice_um = max(scene.ice_nm * _UM_PER_NM, _MIN_ICE_UM)
-    populations = tuple(
-        ParticleSpec(species=_particle_species(name),
-                     concentration_per_um3=scene.particle_density_per_um2 * fraction / ice_um)
-        for name, fraction in zip(scene.species, scene.species_fractions, strict=True)
-        if scene.particle_density_per_um2 > 0 and not opaque
-    )
+    """The Record exposure of the local scene at the image centre.
+
+    The twin sets the frame size and pixel size (its preset), the frames and dose, the defocus
+    and the drift; the world's scene sets the ice, support and particles
+    (:func:`~gridpilot.sim.exposure_spec.exposure_spec_for_scene`).
+    """
     defocus_a = -defocus_um * _A_PER_UM
-    return ExposureSpec(
+    base = ExposureSpec(
         shape=optics.shape, pixel_size_a=optics.pixel_size_a, n_frames=frames,
         dose_per_frame_e_per_a2=dose_e_per_a2 / frames, defocus1_a=defocus_a, defocus2_a=defocus_a,
-        ice_nm=ice_nm, ice_gradient_nm_per_um=scene.ice_gradient_nm_per_um,
-        crystalline_ice_rad=_CRYSTAL_PHASE_RAD if scene.crystalline else 0.0,
-        particles=populations,
         motion=MotionSpec(stage_drift_a_per_frame=drift_a_per_s * exposure_s / frames),
         seed=seed,
     )
-
-
-def _particle_species(name: str) -> str:
-    """The renderer's species for a grid's sample species (procedural when it has no model)."""
-    return name if name in PARTICLE_SPECIES else _FALLBACK_SPECIES
+    return exposure_spec_for_scene(scene, base)
 
 
 def render_movie(slot: CassetteSlot, optics: PresetOptics, stage: dict[str, float],
