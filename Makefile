@@ -52,7 +52,7 @@ bench: setup
 
 lint: setup
 	$(BIN)/ruff check libs services tests bench
-	$(BIN)/mypy libs/gridpilot/src
+	$(BIN)/mypy libs/gridpilot/src services/scope-gateway/src services/preprocess/src
 
 docs: setup
 	$(BIN)/python -m gridpilot.cli docs asyncapi --out docs/asyncapi.json
