@@ -17,7 +17,7 @@ help:
 	@echo "make up      start the embedded stack (NATS + every service); Ctrl-C stops it"
 	@echo "make test    set up, then run every test against real NATS, S3 and PostgreSQL"
 	@echo "make bench   run the benchmarks; figures in bench/out/*.json"
-	@echo "make lint    ruff, and mypy on libs/"
+	@echo "make lint    ruff, and mypy --strict on libs/ and services/"
 	@echo "make docs    regenerate docs/asyncapi.json from the contracts"
 
 setup: $(STAMP)
@@ -52,7 +52,7 @@ bench: setup
 
 lint: setup
 	$(BIN)/ruff check libs services tests bench
-	$(BIN)/mypy libs/gridpilot/src services/scope-gateway/src services/preprocess/src
+	$(BIN)/mypy libs/gridpilot/src $(wildcard services/*/src)
 
 docs: setup
 	$(BIN)/python -m gridpilot.cli docs asyncapi --out docs/asyncapi.json
