@@ -1,0 +1,280 @@
+"""How far a CTF fit holds, and whether to trust it.
+
+The spectrum is averaged along lines of equal CTF phase (equi-phase average, which undoes the
+astigmatism), compared with CTF² in a sliding window whose width follows the local ring period,
+and the fit is said to hold up to the last frequency before that correlation falls below 0.5
+for good — cisTEM ctffind's "significance" level (thresholds there: 0.1 low, 0.5 significance,
+0.66 high). A fit is flagged *not confident*, with reasons, when its correlation is low, when it
+holds only to low resolution or over fewer than two rings, when the defocus sits on a bound of
+the search, when the rings explain little of the rotational average, or — given two halves of
+the data with independent noise (even and odd frames) — when the halves disagree on the
+defocus: noise can mimic a few rings in one spectrum, not the same rings in two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from gridpilot.optics import CTFParams, ctf_1d, electron_wavelength_a
+
+from .powerspec import PowerSpectrum, equiphase_frequency, radial_average
+
+__all__ = ["FitQuality", "assess_fit", "normalised_ring_signal", "ring_half_windows", "windowed_correlation"]
+
+#: cisTEM ctffind's significance threshold for the fit-resolution curve.
+FRC_SIGNIFICANCE: Final[float] = 0.5
+#: The curve must stay below the threshold this many bins for the fit to be said to end.
+_BELOW_RUN_BINS: Final[int] = 3
+#: The fit is said to hold from the first bin that starts a run of this many bins above it.
+_MIN_HELD_BINS: Final[int] = 6
+_MIN_HALF_WINDOW_BINS: Final[int] = 3
+#: Window half-width in ring periods.
+_HALF_WINDOW_PERIODS: Final[float] = 0.75
+#: Rings closer than this many spectrum pixels are not resolved by the spectrum.
+_MIN_RING_PERIOD_BINS: Final[float] = 2.5
+# Confidence rules (brief: flag low CC, fit resolution worse than ~10–15 Å, defocus at a bound).
+MIN_CONFIDENT_CC: Final[float] = 0.05
+MAX_CONFIDENT_FIT_RESOLUTION_A: Final[float] = 10.0
+MIN_CONFIDENT_SCORE_1D: Final[float] = 0.05
+#: The stretch over which the fit holds must span at least this many Thon rings (a noise
+#: spectrum can match CTF² over a ring or two by chance, not over several in a row).
+MIN_CONFIDENT_RINGS: Final[float] = 3.0
+#: With two halves that agree (below), the CC and ring-count bars are lowered to these.
+MIN_CONFIDENT_CC_WITH_HALVES: Final[float] = 0.03
+MIN_CONFIDENT_RINGS_WITH_HALVES: Final[float] = 2.0
+#: Two halves of the data with independent noise (even/odd frames) must find the same defocus
+#: to within the larger of these, plus half the astigmatism: chance matches in noise do not
+#: repeat in the other half.
+MIN_HALF_AGREEMENT_A: Final[float] = 500.0
+HALF_AGREEMENT_FRACTION: Final[float] = 0.03
+#: A defocus within this fraction of the search range from a bound counts as "at the bound".
+_BOUND_MARGIN: Final[float] = 0.01
+
+
+@dataclass(frozen=True)
+class FitQuality:
+    """Fit resolution, the curves behind it, and the verdict.
+
+    Attributes
+    ----------
+    fit_resolution_a : resolution to which the fit holds, Å
+    fit_start_a : resolution from which it holds, Å
+    k_per_a : (n,) equi-phase frequencies (bins of the spectrum's frequency step)
+    equiphase : (n,) equi-phase average of the amplitude spectrum
+    model : (n,) CTF² at the mean defocus
+    correlation : (n,) sliding-window correlation (NaN where not evaluated)
+    confident : whether the fit may be trusted
+    reason : why not ("" when confident)
+    """
+
+    fit_resolution_a: float
+    fit_start_a: float
+    k_per_a: npt.NDArray[np.float64]
+    equiphase: npt.NDArray[np.float64]
+    model: npt.NDArray[np.float64]
+    correlation: npt.NDArray[np.float64]
+    confident: bool
+    reason: str
+
+
+def _ring_period_per_a(k: npt.NDArray[np.float64], params: CTFParams) -> npt.NDArray[np.float64]:
+    """Period of CTF² in k near k: π / |dχ/dk| = 1 / |2 λ Δf k − 2 C_s λ³ k³|."""
+    lam = electron_wavelength_a(params.voltage_kv)
+    slope = np.abs(2.0 * lam * params.defocus_mean_a * k - 2.0 * params.cs_mm * 1e7 * lam**3 * k**3)
+    return np.asarray(1.0 / np.maximum(slope, 1e-12))
+
+
+def _window_sums(values: npt.NDArray[np.float64], lo: npt.NDArray[np.int64], hi: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """Σ values[..., lo:hi] for every window, by cumulative sums along the last axis."""
+    c = np.concatenate([np.zeros((*values.shape[:-1], 1)), np.cumsum(values, axis=-1)], axis=-1)
+    return np.asarray(np.take_along_axis(c, hi, axis=-1) - np.take_along_axis(c, lo, axis=-1))
+
+
+def windowed_correlation(
+    data: npt.NDArray[np.float64], models: npt.NDArray[np.float64], half_widths: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """Pearson correlation of ``data`` (n,) with each of ``models`` (..., n) in a window of
+    ± ``half_widths`` (..., n) bins around every bin, after removing a straight line from both
+    inside the window (a sloping background or envelope does not count).
+
+    Notes
+    -----
+    With window sums S over t (bin index), the residual covariance after the linear fit is
+    C_dm = S_dm − [S_d, S_dt] G⁻¹ [S_m, S_mt]ᵀ, G = [[S_1, S_t], [S_t, S_tt]]; the correlation
+    is C_dm / sqrt(C_dd C_mm). Cumulative sums make every window O(1).
+    """
+    n = data.shape[-1]
+    models = np.asarray(models, dtype=np.float64)
+    j = np.arange(n)
+    lo = np.clip(j - half_widths, 0, n).astype(np.int64)
+    hi = np.clip(j + half_widths + 1, 0, n).astype(np.int64)
+    lo, hi = np.broadcast_arrays(lo, hi)
+    lo = np.broadcast_to(lo, models.shape)
+    hi = np.broadcast_to(hi, models.shape)
+    t = np.broadcast_to(j.astype(np.float64) - n / 2, models.shape)
+    d = np.broadcast_to(data, models.shape)
+
+    def s(v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return _window_sums(v, lo, hi)
+
+    s1, st, stt = s(np.ones_like(t)), s(t), s(t * t)
+    sd, sdt, sdd = s(d), s(d * t), s(d * d)
+    sm, smt, smm, sdm = s(models), s(models * t), s(models * models), s(d * models)
+    det = s1 * stt - st * st
+    ok = det > 1e-9
+
+    def proj(a0: npt.NDArray[np.float64], a1: npt.NDArray[np.float64], b0: npt.NDArray[np.float64], b1: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        # [a0, a1] G⁻¹ [b0, b1]ᵀ with G⁻¹ = [[stt, −st], [−st, s1]] / det
+        return np.asarray((a0 * (stt * b0 - st * b1) + a1 * (s1 * b1 - st * b0)) / np.where(ok, det, 1.0))
+
+    cdm = sdm - proj(sd, sdt, sm, smt)
+    cdd = sdd - proj(sd, sdt, sd, sdt)
+    cmm = smm - proj(sm, smt, sm, smt)
+    denom = np.sqrt(np.maximum(cdd, 0.0) * np.maximum(cmm, 0.0))
+    enough = ok & (hi - lo >= 2 * _MIN_HALF_WINDOW_BINS) & (denom > 1e-12 * (np.abs(sdd) + 1.0))
+    return np.asarray(np.where(enough, cdm / np.where(denom > 0, denom, 1.0), 0.0))
+
+
+def ring_half_windows(k_per_a: npt.NDArray[np.float64], defocus_a: npt.ArrayLike, params: CTFParams, dk_per_a: float) -> npt.NDArray[np.int64]:
+    """Half-widths (bins) of ±0.75 ring periods (at least 3) for each defocus (..., n)."""
+    lam = electron_wavelength_a(params.voltage_kv)
+    dz = np.asarray(defocus_a, dtype=np.float64)[..., None]
+    k = np.maximum(k_per_a, dk_per_a)
+    slope = np.abs(2.0 * lam * dz * k - 2.0 * params.cs_mm * 1e7 * lam**3 * k**3)
+    period_bins = 1.0 / np.maximum(slope, 1e-12) / dk_per_a
+    return np.maximum(_MIN_HALF_WINDOW_BINS, np.ceil(_HALF_WINDOW_PERIODS * np.minimum(period_bins, k.size))).astype(np.int64)
+
+
+def _rings_between(k_start: float, k_end: float, params: CTFParams) -> float:
+    """Number of CTF² periods between two frequencies: Δχ / π, χ = π λ Δf k² − ½ π C_s λ³ k⁴."""
+    lam = electron_wavelength_a(params.voltage_kv)
+    cs_a = params.cs_mm * 1e7
+
+    def chi(k: float) -> float:
+        return float(np.pi * lam * params.defocus_mean_a * k * k - 0.5 * np.pi * cs_a * lam**3 * k**4)
+
+    return abs(chi(k_end) - chi(k_start)) / np.pi
+
+
+def normalised_ring_signal(quality: FitQuality, params: CTFParams) -> npt.NDArray[np.float64]:
+    """The equi-phase average minus its mean over ±0.75 ring periods, over its RMS there."""
+    k = quality.k_per_a
+    dk = float(k[1] - k[0])
+    half = ring_half_windows(k, np.array([params.defocus_mean_a]), params, dk)[0]
+    n = k.size
+    j = np.arange(n)
+    lo, hi = np.clip(j - half, 0, n), np.clip(j + half + 1, 0, n)
+
+    def running(v: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        c = np.concatenate([[0.0], np.cumsum(v)])
+        return np.asarray((c[hi] - c[lo]) / np.maximum(hi - lo, 1))
+
+    resid = quality.equiphase - running(quality.equiphase)
+    return np.asarray(resid / np.sqrt(np.maximum(running(resid**2), 1e-30)))
+
+
+def _fit_resolution(
+    k: npt.NDArray[np.float64], corr: npt.NDArray[np.float64], indices: range, params: CTFParams
+) -> tuple[float, float]:
+    """(end, start) of the stretch over which the fit holds, as resolutions in Å.
+
+    A stretch starts at a bin from which the correlation stays at or above the threshold for
+    ``_MIN_HELD_BINS`` bins and ends at the last bin before it stays below for
+    ``_BELOW_RUN_BINS`` bins. Of several stretches (a dip where the background turns steeply
+    can split them) the one spanning the most Thon rings is taken. None: both are the band's
+    low limit.
+    """
+    above = np.isfinite(corr) & (corr >= FRC_SIGNIFICANCE)
+    stretches: list[tuple[int, int]] = []
+    j = indices.start
+    while j < indices.stop:
+        if j + _MIN_HELD_BINS <= indices.stop and above[j : j + _MIN_HELD_BINS].all():
+            first = last = j
+            run = 0
+            for i in range(j, indices.stop):
+                if above[i]:
+                    last, run = i, 0
+                else:
+                    run += 1
+                    if run >= _BELOW_RUN_BINS:
+                        break
+            stretches.append((first, last))
+            j = last + 1
+        else:
+            j += 1
+    if not stretches:
+        return float(1.0 / k[indices.start]), float(1.0 / k[indices.start])
+    first, last = max(stretches, key=lambda fl: _rings_between(float(k[fl[0]]), float(k[fl[1]]), params))
+    return float(1.0 / k[last]), float(1.0 / k[first])
+
+
+def assess_fit(
+    spectrum: PowerSpectrum,
+    params: CTFParams,
+    *,
+    cc: float,
+    score_1d: float,
+    k_band: tuple[float, float],
+    defocus_range_a: tuple[float, float],
+    half_defoci_a: tuple[float, float] | None = None,
+) -> FitQuality:
+    """Fit resolution and confidence of a CTF fit to an amplitude spectrum.
+
+    Notes
+    -----
+    Equi-phase average: every pixel (k, θ) is binned at the frequency k' where a round CTF of
+    the mean defocus has the same phase (:func:`preprocess.powerspec.equiphase_frequency`).
+    The sliding window spans ±0.75 ring periods (at least ±3 bins); the curve is evaluated from
+    the band's low limit up to where rings get closer than 2.5 bins or Nyquist.
+    """
+    k, theta = spectrum.frequencies()
+    kp = equiphase_frequency(
+        k, theta, defocus1_a=params.defocus1_a, defocus2_a=params.defocus2_a,
+        astig_angle_rad=params.astig_angle_rad, voltage_kv=params.voltage_kv, cs_mm=params.cs_mm,
+    )
+    dk = spectrum.dk_per_a
+    n_bins = spectrum.tile_px // 2
+    eq = radial_average(spectrum.amplitude, kp, dk, n_bins)
+    k_bins = (np.arange(n_bins) * dk).astype(np.float64)
+    model = ctf_1d(
+        k_bins, params.defocus_mean_a, voltage_kv=params.voltage_kv, cs_mm=params.cs_mm,
+        amplitude_contrast=params.amplitude_contrast, phase_shift_rad=params.phase_shift_rad,
+    ) ** 2
+    period_bins = _ring_period_per_a(np.maximum(k_bins, dk), params) / dk
+    half = ring_half_windows(k_bins, np.array([params.defocus_mean_a]), params, dk)[0]
+    j_lo = int(np.ceil(k_band[0] / dk))
+    resolvable = np.nonzero(period_bins[j_lo:] < _MIN_RING_PERIOD_BINS)[0]
+    j_hi = j_lo + int(resolvable[0]) if resolvable.size else n_bins - 1
+    indices = range(j_lo, max(j_lo + 1, j_hi))
+    corr = np.full(n_bins, np.nan)
+    corr[indices.start : indices.stop] = windowed_correlation(eq, model[None, :], half[None, :])[0][indices.start : indices.stop]
+    fit_res, fit_start = _fit_resolution(k_bins, corr, indices, params)
+    reasons = []
+    min_cc = MIN_CONFIDENT_CC if half_defoci_a is None else MIN_CONFIDENT_CC_WITH_HALVES
+    min_rings = MIN_CONFIDENT_RINGS if half_defoci_a is None else MIN_CONFIDENT_RINGS_WITH_HALVES
+    if not np.isfinite(cc) or cc < min_cc:
+        reasons.append(f"low CTF correlation ({cc:.3f} < {min_cc})")
+    if fit_res > MAX_CONFIDENT_FIT_RESOLUTION_A:
+        reasons.append(f"Thon rings fit only to {fit_res:.1f} Å (worse than {MAX_CONFIDENT_FIT_RESOLUTION_A:.0f} Å)")
+    elif (rings := _rings_between(1.0 / fit_start, 1.0 / fit_res, params)) < min_rings:
+        reasons.append(f"the fit holds over {rings:.1f} Thon rings only ({fit_start:.1f}–{fit_res:.1f} Å)")
+    if score_1d < MIN_CONFIDENT_SCORE_1D:
+        reasons.append(f"rings explain little of the rotational average (score {score_1d:.3f})")
+    if half_defoci_a is not None:
+        gap = abs(half_defoci_a[0] - half_defoci_a[1])
+        # A rotational average smears astigmatic rings, which loosens each half's 1D fit.
+        allowed = max(MIN_HALF_AGREEMENT_A, HALF_AGREEMENT_FRACTION * params.defocus_mean_a) + 0.5 * params.astigmatism_a
+        if gap > allowed:
+            reasons.append(
+                f"two half-movies give defoci {half_defoci_a[0]:.0f} and {half_defoci_a[1]:.0f} Å "
+                f"({gap:.0f} Å apart, more than {allowed:.0f} Å)"
+            )
+    lo, hi = defocus_range_a
+    margin = _BOUND_MARGIN * (hi - lo)
+    if params.defocus_mean_a <= lo + margin or params.defocus_mean_a >= hi - margin:
+        reasons.append(f"defocus {params.defocus_mean_a:.0f} Å at the search bound [{lo:.0f}, {hi:.0f}] Å")
+    return FitQuality(fit_res, fit_start, k_bins, eq, model, corr, not reasons, "; ".join(reasons))

@@ -1,0 +1,85 @@
+"""The one function behind both ``POST /v1/preprocess`` and ``job.preprocess.movie``.
+
+Read the movie from object storage, run :func:`preprocess.pipeline.preprocess_movie` in a
+worker thread (heart-beating the job meanwhile), store the products under the exposure's keys,
+and return the :class:`~gridpilot.contracts.MoviePreprocessed` result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from gridpilot.contracts import MoviePreprocessed, PreprocessMovieJob
+from gridpilot.errors import InvalidInput
+from gridpilot.storage import ObjectStore, keys
+
+from .io import read_image, read_movie
+from .pipeline import PreprocessOutput, preprocess_movie
+
+__all__ = ["run_preprocess_job"]
+
+logger = logging.getLogger(__name__)
+
+_HEARTBEAT_S: Final[float] = 10.0
+_UNGROUPED: Final[str] = "ungrouped"
+
+
+async def run_preprocess_job(job: PreprocessMovieJob, store: ObjectStore, *, service: str,
+                             heartbeat: Callable[[], Awaitable[None]] | None = None) -> MoviePreprocessed:
+    """Preprocess one exposure and store its products.
+
+    Raises:
+        NotFound: the movie or the gain reference is not in storage.
+        InvalidInput: the file is not a readable movie, or its values are out of range.
+    """
+    start = time.perf_counter()
+    movie = read_movie(await store.get_bytes(job.movie_key))
+    gain = read_image(await store.get_bytes(job.gain_key)) if job.gain_key else None
+    if movie.pixel_size_a and abs(movie.pixel_size_a - job.pixel_size_a) > 0.05 * job.pixel_size_a:
+        raise InvalidInput(
+            f"the job says pixel_size_a={job.pixel_size_a} but {job.movie_key} says "
+            f"{movie.pixel_size_a:.3f} Å", field="pixel_size_a")
+    work = asyncio.create_task(asyncio.to_thread(
+        preprocess_movie, movie.frames, pixel_size_a=job.pixel_size_a, voltage_kv=job.voltage_kv,
+        cs_mm=job.cs_mm, amplitude_contrast=job.amplitude_contrast,
+        dose_per_frame_e_per_a2=job.dose_per_frame_e_per_a2, params=job.params, gain=gain))
+    while True:
+        done, _ = await asyncio.wait({work}, timeout=_HEARTBEAT_S)
+        if done:
+            break
+        if heartbeat is not None:
+            await heartbeat()
+    out: PreprocessOutput = work.result()
+    result = await _store_products(job, out, store, service=service,
+                                   elapsed_s=time.perf_counter() - start)
+    logger.info("exposure %s: defocus %.0f/%.0f Å, fit %.1f Å (%s), drift %.1f Å in %.1f s",
+                job.exposure_id, out.ctf.defocus1_a, out.ctf.defocus2_a, out.ctf.fit_resolution_a,
+                "confident" if out.ctf.confident else "not confident", out.motion.total_drift_a,
+                result.elapsed_s)
+    return result
+
+
+async def _store_products(job: PreprocessMovieJob, out: PreprocessOutput, store: ObjectStore, *,
+                          service: str, elapsed_s: float) -> MoviePreprocessed:
+    grid = job.grid_id or _UNGROUPED
+    session = job.session_id or _UNGROUPED
+
+    def key(product: str) -> str:
+        return keys.exposure_key(session, grid, job.exposure_id, product)
+
+    meta = {"exposure_id": job.exposure_id, "movie_key": job.movie_key, "job_id": job.job_id}
+    aligned_key, dw_key, png_key = key("aligned"), key("aligned_dw"), key("ctf_png")
+    await store.put_array(aligned_key, out.aligned_sum, pixel_size_a=job.pixel_size_a, metadata=meta)
+    await store.put_array(dw_key, out.dose_weighted_sum, pixel_size_a=job.pixel_size_a, metadata=meta)
+    await store.put_bytes(png_key, out.diagnostic_png, content_type="image/png")
+    return MoviePreprocessed(
+        job_id=job.job_id, session_id=job.session_id, grid_id=job.grid_id, service=service,
+        elapsed_s=elapsed_s, exposure_id=job.exposure_id, movie_key=job.movie_key,
+        aligned_key=aligned_key, aligned_dw_key=dw_key, diagnostic_png_key=png_key,
+        ctf=out.ctf, motion=out.motion, ice_thickness_nm=out.ice.thickness_nm,
+        ice_method=out.ice.method,
+    )
