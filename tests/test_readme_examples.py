@@ -1,0 +1,52 @@
+"""The command lines the READMEs show run, and their results are right."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mrcfile
+
+
+def _gridpilot(*args: str, cwd: Path) -> str:
+    r = subprocess.run([sys.executable, "-m", "gridpilot.cli", *args], cwd=cwd,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+def test_render_a_twin_movie_then_preprocess_it(tmp_path: Path) -> None:
+    _gridpilot("sim", "render", "movie", "--seed", "3", "--size", "512", "--frames", "16",
+               "--out", "m.mrc", cwd=tmp_path)
+    truth = json.loads((tmp_path / "m.truth.json").read_text())
+    _gridpilot("preprocess", "m.mrc", "--dose-per-frame", str(truth.get("dose_per_frame_e_per_a2", 2.5)),
+               "--json", "out.json", "--png", "out.png", cwd=tmp_path)
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert (tmp_path / "out.png").read_bytes()[:4] == b"\x89PNG"
+    assert set(out) >= {"ctf", "motion"}
+
+
+def test_render_an_atlas_with_truth_and_a_png(tmp_path: Path) -> None:
+    _gridpilot("sim", "render", "atlas", "--seed", "1", "--size", "512", "--out", "a.mrc", "--png",
+               cwd=tmp_path)
+    with mrcfile.open(tmp_path / "a.mrc") as m:
+        assert m.data.shape == (512, 512)
+        assert float(m.voxel_size.x) > 1000  # Å per pixel at atlas magnification
+    truth = json.loads((tmp_path / "a.truth.json").read_text())
+    assert truth["squares"]
+    assert (tmp_path / "a.png").exists()
+
+
+def test_a_square_dataset_has_an_index(tmp_path: Path) -> None:
+    _gridpilot("sim", "dataset", "square", "--count", "2", "--seed", "5", "--size", "256",
+               "--out", "d", cwd=tmp_path)
+    assert list((tmp_path / "d").glob("*.json"))
+    assert len(list((tmp_path / "d").rglob("*.mrc"))) == 2
+
+
+def test_the_asyncapi_command_writes_the_checked_in_document(tmp_path: Path) -> None:
+    _gridpilot("docs", "asyncapi", "--out", "a.json", cwd=tmp_path)
+    root = Path(__file__).resolve().parents[1]
+    assert (tmp_path / "a.json").read_text() == (root / "docs" / "asyncapi.json").read_text()
