@@ -350,7 +350,10 @@ def main(argv: list[str] | None = None) -> int:
     print("teamtomo:", json.dumps(teamtomo.notes, indent=1))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"summary": summary, "four_k": four_k, "movies": rows}, indent=1, default=float))
+        # The headline figures at the top level (the documented keys), details beside them.
+        flat = {k: v for k, v in summary.items() if k != "teamtomo"}
+        args.json.write_text(json.dumps({**flat, "summary": summary, "four_k": four_k, "movies": rows},
+                                        indent=1, default=float))
     return 0
 
 

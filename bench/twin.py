@@ -382,9 +382,11 @@ def speed(no_movie: bool) -> dict[str, Any]:
     scope, source = scope_times()
     results["scope_s"] = scope
     results["scope_source"] = source
-    results["speedup_vs_scope"] = {
+    results["speedup_by_product"] = {
         kind: scope[kind] / results[f"{kind}_s"] for kind in ("atlas", "square", "movie") if results[f"{kind}_s"]
     }
+    # The figure: the smallest of the ratios (the twin must beat the microscope on each).
+    results["speedup_vs_scope"] = min(results["speedup_by_product"].values())
     for kind in ("atlas", "square", "movie"):
         t = results[f"{kind}_s"]
         if t is None:

@@ -1,0 +1,40 @@
+"""The benchmark scripts run and write the figures their issues name (tiny sizes; no timing
+is asserted — the figures themselves come from `make bench`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench(name: str, tmp_path: Path, *args: str) -> dict[str, object]:
+    out = tmp_path / f"{name}.json"
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / f"{name}.py"), "--json", str(out), *args],
+                       capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return dict(json.loads(out.read_text()))
+
+
+def test_bench_bus_writes_gridpilot_and_raw_figures(tmp_path: Path) -> None:
+    d = _bench("bus", tmp_path, "--n", "40", "--rounds", "1")
+    for key in ("p50_ms", "p99_ms", "jobs_per_s", "raw_p50_ms", "raw_p99_ms", "raw_jobs_per_s"):
+        assert isinstance(d[key], float) and d[key] > 0, key
+
+
+def test_bench_gateway_writes_command_round_trips(tmp_path: Path) -> None:
+    d = _bench("gateway", tmp_path, "--n", "30", "--rounds", "1")
+    assert isinstance(d["command_p50_ms"], float) and d["command_p99_ms"] >= d["command_p50_ms"]
+
+
+@pytest.mark.slow
+def test_bench_preprocess_quick_writes_its_accuracy_and_speed_figures(tmp_path: Path) -> None:
+    d = _bench("preprocess", tmp_path, "--quick", "--count", "2", "--teamtomo-count", "0")
+    for key in ("defocus_err_median_a", "defocus_err_p95_a", "not_confident_share", "drift_rms_px",
+                "baseline_defocus_err_median_a", "time_1k_s"):
+        assert key in d, key
