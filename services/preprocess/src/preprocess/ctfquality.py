@@ -23,7 +23,7 @@ from gridpilot.optics import CTFParams, ctf_1d, electron_wavelength_a
 
 from .powerspec import PowerSpectrum, equiphase_frequency, radial_average
 
-__all__ = ["FitQuality", "assess_fit", "normalised_ring_signal", "ring_half_windows", "windowed_correlation"]
+__all__ = ["FitQuality", "assess_fit", "half_agreement_tolerance_a", "normalised_ring_signal", "ring_half_windows", "windowed_correlation"]
 
 #: cisTEM ctffind's significance threshold for the fit-resolution curve.
 FRC_SIGNIFICANCE: Final[float] = 0.5
@@ -47,10 +47,16 @@ MIN_CONFIDENT_RINGS: Final[float] = 3.0
 MIN_CONFIDENT_CC_WITH_HALVES: Final[float] = 0.03
 MIN_CONFIDENT_RINGS_WITH_HALVES: Final[float] = 2.0
 #: Two halves of the data with independent noise (even/odd frames) must find the same defocus
-#: to within the larger of these, plus half the astigmatism: chance matches in noise do not
-#: repeat in the other half.
+#: to within the largest of these (a floor, a share of the defocus, and
+#: ``HALF_AGREEMENT_RINGS`` ring periods at the fit resolution — see
+#: :func:`half_agreement_tolerance_a`), plus half the astigmatism: chance matches in noise do
+#: not repeat in the other half.
 MIN_HALF_AGREEMENT_A: Final[float] = 500.0
 HALF_AGREEMENT_FRACTION: Final[float] = 0.03
+#: Largest phase disagreement between the halves' CTFs at the fit resolution, in ring periods
+#: (π of phase): half a ring keeps the two halves' rings in phase (|Δχ| < π/2) over the whole
+#: stretch where the full fit holds.
+HALF_AGREEMENT_RINGS: Final[float] = 0.5
 #: A defocus within this fraction of the search range from a bound counts as "at the bound".
 _BOUND_MARGIN: Final[float] = 0.01
 
@@ -212,6 +218,29 @@ def _fit_resolution(
     return float(1.0 / k[last]), float(1.0 / k[first])
 
 
+def half_agreement_tolerance_a(params: CTFParams, fit_resolution_a: float) -> float:
+    """How far apart the defoci of two half-movies may be before the fit is not trusted, Å.
+
+    Notes
+    -----
+    A defocus change δ shifts the CTF phase χ = π λ Δf k² by π λ δ k², so one ring period at
+    frequency k corresponds to δ = 1 / (λ k²). Each half has only half the dose, and its 1D fit
+    of the rotational average can pin the defocus no better than a fraction of a ring at the
+    highest frequency where rings are seen: the expected half-to-half scatter therefore grows
+    as 1 / (λ k_fit²) — a few hundred Å at 3 Å, several thousand at 9 Å (thin ice, low dose,
+    rings fading early). A fixed tolerance rejects correct fits that only reach 7–10 Å; allowing
+    ``HALF_AGREEMENT_RINGS`` (half a ring: the halves' rings stay in phase, |Δχ| < π/2, up to
+    the fit resolution) still catches halves locked onto different ring systems, which
+    disagree by one ring or more. The previous fixed bars (``MIN_HALF_AGREEMENT_A``, a
+    ``HALF_AGREEMENT_FRACTION`` of the defocus) stay as floors, and half the astigmatism is
+    added because a rotational average smears astigmatic rings, loosening each half's 1D fit.
+    """
+    lam = electron_wavelength_a(params.voltage_kv)
+    k_fit = 1.0 / max(fit_resolution_a, 1e-6)
+    ring_a = HALF_AGREEMENT_RINGS / (lam * k_fit * k_fit)
+    return max(MIN_HALF_AGREEMENT_A, HALF_AGREEMENT_FRACTION * params.defocus_mean_a, ring_a) + 0.5 * params.astigmatism_a
+
+
 def assess_fit(
     spectrum: PowerSpectrum,
     params: CTFParams,
@@ -266,8 +295,7 @@ def assess_fit(
         reasons.append(f"rings explain little of the rotational average (score {score_1d:.3f})")
     if half_defoci_a is not None:
         gap = abs(half_defoci_a[0] - half_defoci_a[1])
-        # A rotational average smears astigmatic rings, which loosens each half's 1D fit.
-        allowed = max(MIN_HALF_AGREEMENT_A, HALF_AGREEMENT_FRACTION * params.defocus_mean_a) + 0.5 * params.astigmatism_a
+        allowed = half_agreement_tolerance_a(params, min(fit_res, MAX_CONFIDENT_FIT_RESOLUTION_A))
         if gap > allowed:
             reasons.append(
                 f"two half-movies give defoci {half_defoci_a[0]:.0f} and {half_defoci_a[1]:.0f} Å "
