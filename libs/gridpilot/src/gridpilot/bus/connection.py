@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from nats.aio.client import Client as NATS
 from nats.errors import (
@@ -57,6 +57,10 @@ _EVENTS_PREFIX: Final[str] = subjects.EVENTS_SUBJECTS.removesuffix(">")
 #: Seconds between reconnection attempts once connected (initial attempts use their own pause).
 _RECONNECT_WAIT_S: Final[float] = 2.0
 _CONNECT_PAUSE_S: Final[float] = 0.5
+#: The whole first connection (socket, TLS handshake, INFO/CONNECT) gets this many connect_timeouts.
+_CONNECT_TIMEOUT_FACTOR: Final[float] = 3.0
+#: Seconds to wait for a failed client to close before leaving it to the garbage collector.
+_DISCARD_TIMEOUT_S: Final[float] = 2.0
 #: Seconds of stored events ``wait_for_event`` searches before waiting for new ones.
 _WAIT_LOOKBACK_S: Final[float] = 300.0
 
@@ -104,8 +108,12 @@ class Bus:
             nc = NATS()
             events = _ConnectionEvents(where)
             try:
-                await nc.connect(error_cb=events.error, disconnected_cb=events.disconnected,
-                                 reconnected_cb=events.reconnected, **options)
+                # nats-py's connect_timeout covers opening the socket, not a TLS handshake that
+                # fails (an untrusted certificate left it waiting for ever): bound the whole call.
+                await _bounded(
+                    nc.connect(error_cb=events.error, disconnected_cb=events.disconnected,
+                               reconnected_cb=events.reconnected, **options),
+                    settings.connect_timeout_s * _CONNECT_TIMEOUT_FACTOR)
             except ModuleNotFoundError as exc:
                 raise ConfigError(f"GRIDPILOT_BUS_CREDS_FILE needs the {exc.name} package, which "
                                   "is not installed") from None
@@ -288,10 +296,24 @@ class Bus:
         self._workers.discard(worker)
 
 
+async def _bounded(coro: Coroutine[Any, Any, Any], timeout_s: float) -> None:
+    """Await ``coro`` for at most ``timeout_s``, then give up on it without waiting for it.
+
+    ``asyncio.wait_for`` waits for the cancelled call to finish, and a nats-py connect stuck in
+    a failed TLS handshake never does; so cancel it and walk away.
+    """
+    task = asyncio.ensure_future(coro)
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        task.cancel()
+        raise TimeoutError(f"no answer within {timeout_s:g} s (TLS handshake or server)")
+    task.result()
+
+
 async def _discard(nc: NATS) -> None:
     """Close a client whose connection failed (nats-py leaves its socket open otherwise)."""
     try:
-        await nc.close()
+        await _bounded(nc.close(), _DISCARD_TIMEOUT_S)
     except Exception:  # it is already broken; closing is best effort
         logger.debug("closing a failed connection raised", exc_info=True)
 

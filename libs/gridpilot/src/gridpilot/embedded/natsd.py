@@ -37,13 +37,15 @@ class NatsServer:
     @classmethod
     def start(cls, store_dir: Path, *, host: str = "127.0.0.1", port: int = 0,
               max_memory: str = _DEFAULT_MAX_MEMORY, max_file: str = _DEFAULT_MAX_FILE,
-              token: str | None = None, name: str = "gridpilot") -> NatsServer:
+              token: str | None = None, name: str = "gridpilot",
+              tls_cert: Path | None = None, tls_key: Path | None = None) -> NatsServer:
         """Start a server and wait until its JetStream health check answers ok.
 
         Args:
             store_dir: JetStream store and log folder (created).
             port: client port; 0 picks a free one.
             token: require this auth token from clients when given.
+            tls_cert, tls_key: serve clients over TLS with this certificate and key (PEM).
         """
         store_dir = Path(store_dir)
         store_dir.mkdir(parents=True, exist_ok=True)
@@ -51,6 +53,11 @@ class NatsServer:
         monitor_port = free_port(host)
         conf = store_dir / "nats.conf"
         auth = f"authorization {{ token: {json.dumps(token)} }}\n" if token else ""
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("give both tls_cert and tls_key, or neither")
+        if tls_cert is not None and tls_key is not None:
+            auth += (f"tls {{ cert_file: {json.dumps(str(tls_cert))}, "
+                     f"key_file: {json.dumps(str(tls_key))} }}\n")
         conf.write_text(
             f"server_name: {json.dumps(name)}\n"
             f"listen: {host}:{port}\nhttp: {host}:{monitor_port}\n{auth}"
