@@ -14,27 +14,20 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from gridpilot.optics import ctf_2d, electron_wavelength_a, frequency_grid
+from gridpilot.optics import CTFParams, ctf_2d, electron_wavelength_a, frequency_grid
 
 __all__ = ["LensParams", "coherence_envelope", "iter_slab_transfers_rfft", "slab_transfer_rfft"]
 
 
 @dataclass(frozen=True)
-class LensParams:
-    """What the transfer of one depth slab depends on (defocus at that depth, positive = under).
+class LensParams(CTFParams):
+    """What the transfer of one depth slab depends on: the shared CTF parameters (defocus at
+    that depth, positive = under) plus the two coherence envelopes.
 
     ``focal_spread_a`` is δ = C_c √((ΔE/E)² + (2ΔI/I)² + …) (≈ 70 Å for C_c = 2.7 mm);
     ``illumination_semi_angle_mrad`` is the beam's convergence α (0.01–0.1 mrad for a FEG).
     """
 
-    defocus1_a: float
-    defocus2_a: float
-    astig_angle_rad: float = 0.0
-    voltage_kv: float = 300.0
-    cs_mm: float = 2.7
-    amplitude_contrast: float = 0.07
-    phase_shift_rad: float = 0.0
-    b_factor_a2: float = 0.0
     focal_spread_a: float = 70.0
     illumination_semi_angle_mrad: float = 0.03
 
