@@ -17,7 +17,7 @@ from pathlib import Path
 
 from gridpilot.bus import Bus, BusSettings
 from gridpilot.stack import Stack, installed_services, state_dir_from_env
-from gridpilot.storage import StorageSettings, open_store
+from gridpilot.storage import StorageSettings, keys, open_store
 
 from .build import build_report
 from .report import render_report
@@ -81,8 +81,6 @@ async def _run(nats_url: str, storage_url: str, plan: DemoPlan, state_dir: Path)
         out = state_dir / "report" / "index.html"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(html)
-        from gridpilot.storage import keys
-
         await store.put_bytes(keys.report_key(plan.session_id, "index.html"), html.encode(),
                               content_type="text/html")
         return out

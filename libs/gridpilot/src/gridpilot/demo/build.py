@@ -64,10 +64,10 @@ async def build_report(result: DemoResult, store: ObjectStore) -> Report:
                                       target))
     rows = [await _exposure_row(store, x) for x in result.exposures]
     done = [x for x in result.exposures if x.result is not None]
+    spec = result.atlas_truth.get("grid_spec", {})
     summary = {
-        "grid kind": f"slot {plan.slot}: {result.atlas_truth.get('grid_spec', {}).get('mesh', '?')}-mesh "
-                f"{result.atlas_truth.get('grid_spec', {}).get('film_material', '')} "
-                f"{result.atlas_truth.get('grid_spec', {}).get('hole_type', '')}",
+        "grid kind": f"slot {plan.slot}: {spec.get('mesh', '?')}-mesh "
+                     f"{spec.get('film_material', '')} {spec.get('hole_type', '')}",
         "squares visited": str(len(result.visits)),
         "exposures": f"{len(result.exposures)} ({len(done)} preprocessed)",
         "wall time": f"{result.wall_s:.0f} s",
