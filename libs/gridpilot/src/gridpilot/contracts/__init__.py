@@ -10,28 +10,24 @@
 from __future__ import annotations
 
 from . import subjects
-from .base import Id, JobRequest, JobResult, Message, new_id, utcnow
-from .events import GridUpdated, JobFailed, SessionUpdated, TargetUpdated
-from .jobs import (
+from .base import Id, JobRequest, JobResult, Message, Record, new_id, utcnow
+from .detect import (
     AtlasDetected,
-    CTFFit,
     DetectAtlasJob,
     DetectHolesJob,
     HoleDetection,
     HolesDetected,
-    ModelTrained,
+    SquareClass,
+    SquareDetection,
+)
+from .events import GridUpdated, JobFailed, SessionUpdated, TargetUpdated
+from .pick import Particle, ParticlesPicked, PickCetJob, PickSpaJob
+from .preprocess import (
+    CTFFit,
     MotionSummary,
     MoviePreprocessed,
-    Particle,
-    ParticlesPicked,
-    PickCetJob,
-    PickSpaJob,
     PreprocessMovieJob,
     PreprocessParams,
-    SquareDetection,
-    TrainJob,
-    ZssrMovieJob,
-    ZssrResult,
 )
 from .scope import (
     SCOPE_VERBS,
@@ -44,6 +40,8 @@ from .scope import (
     ScopeState,
     StagePosition,
 )
+from .train import ModelTrained, TrainJob
+from .zssr import ZssrMovieJob, ZssrResult
 
 #: Job request type → result type, by kind.
 JOB_TYPES: dict[str, tuple[type[JobRequest], type[JobResult]]] = {
@@ -98,10 +96,12 @@ __all__ = [
     "PickSpaJob",
     "PreprocessMovieJob",
     "PreprocessParams",
+    "Record",
     "ScopeCommand",
     "ScopeReply",
     "ScopeState",
     "SessionUpdated",
+    "SquareClass",
     "SquareDetection",
     "StagePosition",
     "TargetUpdated",

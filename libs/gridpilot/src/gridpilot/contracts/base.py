@@ -12,7 +12,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-__all__ = ["Id", "JobRequest", "JobResult", "Message", "new_id", "utcnow"]
+__all__ = ["Id", "JobRequest", "JobResult", "Message", "Record", "new_id", "utcnow"]
 
 #: Identifiers travel in subjects and object keys, so they are restricted to a safe alphabet.
 Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -58,3 +58,9 @@ class JobResult(Message):
     service: str = ""
     elapsed_s: float = 0.0
     finished_at: datetime = Field(default_factory=utcnow)
+
+
+class Record(BaseModel):
+    """A frozen value inside a message (a detection, a fit): not a message of its own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
