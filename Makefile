@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 TORCH := torch==2.13.0
-PACKAGES := libs/gridpilot $(wildcard services/*)
+PACKAGES := libs/gridpilot libs/gridpilot-sim $(wildcard services/*)
 PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
 PYTEST_ARGS ?=
 
@@ -52,7 +52,7 @@ bench: setup
 
 lint: setup
 	$(BIN)/ruff check libs services tests bench
-	$(BIN)/mypy libs/gridpilot/src $(wildcard services/*/src)
+	$(BIN)/mypy libs/gridpilot/src libs/gridpilot-sim/src $(wildcard services/*/src)
 
 docs: setup
 	$(BIN)/python -m gridpilot.cli docs asyncapi --out docs/asyncapi.json

@@ -3,7 +3,7 @@
 usage: python bench/preprocess.py [--json OUT] [--count N] [--quick] [--no-4k] [--seed S]
                                   [--teamtomo-count N]
 
-Movies come from the twin's high-magnification renderer, ``gridpilot.sim.exposure.render_movie``,
+Movies come from the twin's high-magnification renderer, ``gridpilot_sim.exposure.movie.render_movie``,
 with seeds the tests never use: 1024² frames, 40 frames, 0.8–1.2 Å/px, defocus 0.5–3 µm,
 astigmatism 0–1000 Å at a random angle, total dose 30–60 e/Å², thin (20–60 nm, "good SPA
 ice") and thick (100–200 nm) ice in turn (TWIN-PHYSICS.md, ice), beam-induced jump 5–20 Å
@@ -48,9 +48,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 from gridpilot.contracts import PreprocessParams  # noqa: E402
 from gridpilot.optics import CTFParams  # noqa: E402
-from gridpilot.sim.detector import DetectorSpec  # noqa: E402
-from gridpilot.sim.exposure import ExposureSpec, RenderedMovie, render_movie  # noqa: E402
-from gridpilot.sim.motion import MotionSpec  # noqa: E402
+from gridpilot_sim.exposure.detector import DetectorSpec  # noqa: E402
+from gridpilot_sim.exposure.motion import MotionSpec  # noqa: E402
+from gridpilot_sim.exposure.movie import ExposureSpec, RenderedMovie, render_movie  # noqa: E402
 from preprocess.ctf import fit_ctf_1d  # noqa: E402
 from preprocess.motion import align_frames  # noqa: E402
 from preprocess.pipeline import preprocess_movie  # noqa: E402

@@ -2,9 +2,9 @@
 
 (a) Realism: writes ``<out>/twin_vs_real.png``, twin renders beside real images at matching
 pixel sizes and the same display contrast: the real low-magnification grid (Leginon MRC) and the
-real medium-magnification holes from ``/work/shared/data/real/``, and SmartScope's atlas, square
-and target maps from ``/work/shared/design/reference/`` (plus the exposure and its power
-spectrum when ``gridpilot.sim.exposure`` is present). The real images are CC BY-NC: they are
+real medium-magnification holes from ``../shared/data/real/``, and SmartScope's atlas, square
+and target maps from ``../shared/design/reference/`` (plus the exposure and its power
+spectrum when ``gridpilot_sim.exposure.movie`` is present). The real images are CC BY-NC: they are
 read at run time and never copied into the repository; ``bench/out/`` is git-ignored.
 
 The twin's exposure is taken as a person would look at one: a 4096² movie in a good hole of a
@@ -16,11 +16,11 @@ spectrum follows the CTF's rings (1 = perfectly).
 
 (b) Speed: render times of a 2048² atlas (3×3 tiles), a 1280² square image and, when the movie
 renderer exists, a 40-frame 1024² movie, each beside the microscope time that
-``gridpilot.sim.timing.TimingModel`` assigns it.
+``gridpilot_sim.instrument.timing.TimingModel`` assigns it.
 
 Usage::
 
-    python bench/twin.py [--json OUT] [--out DIR] [--shared /work/shared] [--no-movie]
+    python bench/twin.py [--json OUT] [--out DIR] [--shared ../shared] [--no-movie]
 """
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from gridpilot.optics import ctf_1d
-from gridpilot.sim import GridSpec, World, render_atlas, render_square, render_tile, render_view
-from gridpilot.sim.output import to_uint8
-from gridpilot.sim.render import SQUARE_IMAGING, VIEW_IMAGING
+from gridpilot_sim import GridSpec, World, render_atlas, render_square, render_tile, render_view
+from gridpilot_sim.imaging.output import to_uint8
+from gridpilot_sim.imaging.render import SQUARE_IMAGING, VIEW_IMAGING
 
 if TYPE_CHECKING:
-    from gridpilot.sim.exposure import PreparedExposure
-    from gridpilot.sim.exposure_spec import ExposureSpec
+    from gridpilot_sim.exposure.movie import PreparedExposure
+    from gridpilot_sim.exposure.spec import ExposureSpec
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -76,7 +76,7 @@ RING_BANDS_A: Final[tuple[tuple[float, float], ...]] = (
     (30.0, 12.0), (12.0, 8.0), (8.0, 6.0), (6.0, 5.0), (5.0, 4.2))
 #: Hole pitch of R1.2/1.3, the film in both real images (2.5 µm); pixel sizes are measured from it.
 R12_PITCH_UM: Final[float] = 2.5
-#: Microscope times used when gridpilot.sim.timing is absent (SEED-DIGEST "Numbers to beat").
+#: Microscope times used when gridpilot_sim.instrument.timing is absent (SEED-DIGEST "Numbers to beat").
 #: A patch inside one square of the real low-mag image, where only the hole lattice varies.
 REAL_SQUARE_INTERIOR: Final = (slice(446, 494), slice(411, 459))
 FALLBACK_SCOPE_S: Final[dict[str, float]] = {"atlas": 51.0, "square": 4.5, "movie": 5.0}
@@ -204,8 +204,8 @@ def exposure_pair(ref_dir: Path) -> tuple[tuple[Image.Image, Image.Image], dict[
     Returns the two panels and the exposure's figures, or None without the movie renderer.
     """
     try:
-        from gridpilot.sim.exposure import prepare_exposure
-        from gridpilot.sim.exposure_spec import ExposureSpec, exposure_spec_for_scene
+        from gridpilot_sim.exposure.movie import prepare_exposure
+        from gridpilot_sim.exposure.spec import ExposureSpec, exposure_spec_for_scene
     except ImportError as exc:
         print(f"movie renderer not available ({exc}); no exposure panel")
         return None
@@ -257,7 +257,7 @@ def aligned_sum(prepared: PreparedExposure) -> F64:
 
     Frames are made one at a time, so a 4096² movie never sits in memory whole.
     """
-    from gridpilot.sim.exposure import iter_frames
+    from gridpilot_sim.exposure.movie import iter_frames
 
     spec = prepared.spec
     h, w = spec.shape
@@ -331,10 +331,10 @@ def thon_ring_correlation(spectrum: F64, spec: ExposureSpec) -> dict[str, float]
 
 
 def _movie_renderer() -> Callable[[tuple[int, int], int], F32] | None:
-    """A function (shape, frames) -> frames from gridpilot.sim.exposure, or None with a message."""
+    """A function (shape, frames) -> frames from gridpilot_sim.exposure.movie, or None with a message."""
     try:
-        from gridpilot.sim.exposure import render_movie
-        from gridpilot.sim.exposure_spec import ExposureSpec
+        from gridpilot_sim.exposure.movie import render_movie
+        from gridpilot_sim.exposure.spec import ExposureSpec
     except ImportError as exc:
         print(f"movie renderer not available ({exc}); movie_s is skipped")
         return None
@@ -349,13 +349,13 @@ def _movie_renderer() -> Callable[[tuple[int, int], int], F32] | None:
 def scope_times() -> tuple[dict[str, float], str]:
     """Microscope seconds for each benchmarked product, from the timing model if present."""
     try:
-        from gridpilot.sim.timing import TimingModel
+        from gridpilot_sim.instrument.timing import TimingModel
     except ImportError as exc:
         print(f"timing model not available ({exc}); using SEED-DIGEST-based fallback times")
         return dict(FALLBACK_SCOPE_S), "fallback"
     t = TimingModel()
     times = {"atlas": t.atlas_s(3, 3), "square": t.square_image_s(), "movie": t.exposure_s(40, 2.5)}
-    return times, "gridpilot.sim.timing"
+    return times, "gridpilot_sim.instrument.timing"
 
 
 def timed(fn: Callable[[], Any], repeat: int = 2) -> float:
@@ -402,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, default=None, help="write the figures as JSON here")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out", help="picture folder")
-    parser.add_argument("--shared", type=Path, default=Path("/work/shared"), help="shared data root")
+    parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared", help="shared data root")
     parser.add_argument("--no-movie", action="store_true", help="skip the movie renderer")
     parser.add_argument("--no-speed", action="store_true", help="only draw the picture")
     args = parser.parse_args(argv)

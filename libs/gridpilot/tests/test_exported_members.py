@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 MODULES = ["gridpilot.contracts", "gridpilot.bus", "gridpilot.storage", "gridpilot.service",
-           "gridpilot.sim", "gridpilot.optics", "gridpilot.errors", "gridpilot.logs",
+           "gridpilot_sim", "gridpilot.optics", "gridpilot.errors", "gridpilot.logs",
            "gridpilot.embedded"]
 
 

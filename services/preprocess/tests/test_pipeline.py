@@ -12,7 +12,7 @@ import pytest
 
 from gridpilot.contracts import CTFFit, MotionSummary, PreprocessParams
 from gridpilot.errors import InvalidInput
-from gridpilot.sim.exposure import ExposureSpec, RenderedMovie, render_movie
+from gridpilot_sim.exposure.movie import ExposureSpec, RenderedMovie, render_movie
 from preprocess.pipeline import PreprocessOutput, motion_summary, preprocess_movie
 
 OPTICS: dict[str, Any] = dict(pixel_size_a=1.0, voltage_kv=300.0, cs_mm=2.7, amplitude_contrast=0.07)

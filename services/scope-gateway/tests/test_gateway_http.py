@@ -11,9 +11,9 @@ import httpx
 
 from gridpilot.bus import Bus
 from gridpilot.contracts import LeaseInfo, subjects
-from gridpilot.sim.instrument import TwinMicroscope
-from gridpilot.sim.presets import TwinOptics
-from gridpilot.sim.timing import TimingModel
+from gridpilot_sim.instrument.microscope import TwinMicroscope
+from gridpilot_sim.instrument.presets import TwinOptics
+from gridpilot_sim.instrument.timing import TimingModel
 from scope_gateway.app import create_app
 from scope_gateway.config import GatewaySettings
 from scope_gateway.twin_driver import TwinDriver

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from gridpilot.errors import OperatorTookOver, ScopeError, TransientError
-from gridpilot.sim.imperfections import ImperfectionProfile
-from gridpilot.sim.instrument import TwinMicroscope
-from gridpilot.sim.presets import TwinOptics
-from gridpilot.sim.timing import TimingModel
-from gridpilot.storage import ObjectStore
+from gridpilot.storage import ObjectStore, keys
+from gridpilot_sim.instrument.imperfections import ImperfectionProfile
+from gridpilot_sim.instrument.microscope import TwinMicroscope
+from gridpilot_sim.instrument.presets import TwinOptics
+from gridpilot_sim.instrument.timing import TimingModel
 from scope_gateway.app import create_app
 from scope_gateway.config import GatewaySettings
 from scope_gateway.fake_serialem import FakeSerialEM, SEMerror, SEMexited, SEMmoduleError
@@ -146,7 +146,8 @@ async def test_the_serialem_driver_runs_the_whole_command_set(
     for preset in ("search", "view"):
         image = (await _ok(client, helpers, "acquire", preset=preset))["image"]
         array, meta = await store.get_array(image["key"])
-        assert array.shape == (64, 64) and image["truth_key"] is None
+        assert array.shape == (64, 64) and "truth_key" not in image
+        assert not await store.exists(keys.truth_key(image["key"]))  # a real scope has no truth
         assert meta.pixel_size_a == pytest.approx(fake.twin.optics.preset(preset).pixel_size_a)
     movie = (await _ok(client, helpers, "acquire", preset="record", frames=4,
                        exposure_time_s=2.0))["image"]

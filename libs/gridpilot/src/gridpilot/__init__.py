@@ -2,8 +2,9 @@
 
 Contracts (:mod:`gridpilot.contracts`), the bus (:mod:`gridpilot.bus`), object storage
 (:mod:`gridpilot.storage`), the service skeleton (:mod:`gridpilot.service`), shared optics
-(:mod:`gridpilot.optics`), the microscope digital twin (:mod:`gridpilot.sim`), real-server test
-fixtures (:mod:`gridpilot.testing`) and the embedded stack (:mod:`gridpilot.stack`).
+(:mod:`gridpilot.optics`), real-server test
+fixtures (:mod:`gridpilot.testing`) and the embedded stack (:mod:`gridpilot.stack`). The microscope
+digital twin is its own distribution, `gridpilot-sim` (:mod:`gridpilot_sim`).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ The science behind the ``job.preprocess.movie`` service, as pure functions of ar
 
 Conventions: defocus positive for underfocus (Å), astigmatism angle from the x axis; a
 trajectory is the displacement of the specimen in each frame relative to frame 0, (x, y),
-x along the image columns (the twin's convention, ``gridpilot.sim.motion``).
+x along the image columns (the twin's convention, ``gridpilot_sim.exposure.motion``).
 """
 
 from __future__ import annotations

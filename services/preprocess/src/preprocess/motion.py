@@ -14,7 +14,7 @@ al. 2017) with a B-factor low-pass on the cross-power spectrum, and the shifts a
    least-squares solve, a Kalman smoother in effect), so that a frame with little signal
    borrows from its neighbours and a frame with plenty keeps its own shift.
 
-Sign convention (the twin's, ``gridpilot.sim.motion``): ``shifts_px[i] = (sx, sy)`` is the
+Sign convention (the twin's, ``gridpilot_sim.exposure.motion``): ``shifts_px[i] = (sx, sy)`` is the
 displacement of the specimen in frame i relative to frame 0 — what sits at pixel (x, y) in
 frame 0 sits at (x + sx, y + sy) in frame i. x is the last array axis (columns), y the first
 (rows). Aligning frame i shifts it by −s_i.

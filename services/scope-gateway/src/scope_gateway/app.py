@@ -15,10 +15,10 @@ from fastapi import FastAPI
 
 from gridpilot.contracts import Message
 from gridpilot.service import ServiceDeps, create_service_app
-from gridpilot.sim.imperfections import ImperfectionProfile
-from gridpilot.sim.instrument import TwinMicroscope
-from gridpilot.sim.presets import TwinOptics
-from gridpilot.sim.timing import TimingModel
+from gridpilot_sim.instrument.imperfections import ImperfectionProfile
+from gridpilot_sim.instrument.microscope import TwinMicroscope
+from gridpilot_sim.instrument.presets import TwinOptics
+from gridpilot_sim.instrument.timing import TimingModel
 
 from . import __version__, api
 from .command_log import CommandLog

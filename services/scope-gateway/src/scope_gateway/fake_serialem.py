@@ -16,9 +16,9 @@ The reported values of commands whose exact output this fake defines are documen
 method (``ImageProperties``, ``BufImageToStageMatrix``, ``ReportAutoFocus``,
 ``DriftWaitTask``, ``ReportImageShift``).
 
->>> from gridpilot.sim.instrument import TwinMicroscope
->>> from gridpilot.sim.presets import TwinOptics
->>> from gridpilot.sim.timing import TimingModel
+>>> from gridpilot_sim.instrument.microscope import TwinMicroscope
+>>> from gridpilot_sim.instrument.presets import TwinOptics
+>>> from gridpilot_sim.instrument.timing import TimingModel
 >>> sem = FakeSerialEM(TwinMicroscope(timing=TimingModel.instant(), optics=TwinOptics.tiny()))
 >>> sem.MoveStageTo(10, 20.5)
 >>> sem.ReportStageXYZ()
@@ -42,9 +42,9 @@ import numpy as np
 import numpy.typing as npt
 
 from gridpilot.errors import ScopeError, TransientError
-from gridpilot.sim.instrument import TwinAtlas, TwinImage, TwinMicroscope
-from gridpilot.sim.presets import PresetName
 from gridpilot.storage.mrc import write_mrc
+from gridpilot_sim.instrument.microscope import TwinAtlas, TwinImage, TwinMicroscope
+from gridpilot_sim.instrument.presets import PresetName
 
 __all__ = ["FakeSerialEM", "SEMerror", "SEMexited", "SEMmoduleError"]
 

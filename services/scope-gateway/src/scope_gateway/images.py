@@ -81,7 +81,7 @@ async def store_capture(store: ObjectStore, publish: EventPublisher | None, ctx:
     event = ImageAcquired(
         image_id=image_id, scope_id=ctx.scope_id, session_id=ctx.session_id,
         grid_id=ctx.grid_id, target_id=ctx.target_id, command_id=ctx.command_id, key=key,
-        truth_key=truth_key, kind=capture.kind, shape=tuple(int(n) for n in capture.data.shape),
+        kind=capture.kind, shape=tuple(int(n) for n in capture.data.shape),
         pixel_size_a=capture.pixel_size_a, stage=capture.stage,
         magnification=capture.magnification, target_defocus_um=capture.target_defocus_um,
         dose_e_per_a2=capture.dose_e_per_a2, frame_count=capture.frame_count,

@@ -1,6 +1,6 @@
 """The twin driver: the gateway's :class:`~scope_gateway.driver.Microscope` over the twin.
 
-Runs :class:`~gridpilot.sim.instrument.TwinMicroscope` in the gateway's own event loop. The
+Runs :class:`~gridpilot_sim.instrument.microscope.TwinMicroscope` in the gateway's own event loop. The
 twin's autofocus reports a failure as an outcome; this driver turns it into a
 :class:`~gridpilot.errors.ScopeError`, as the SerialEM driver does with SerialEM's status code.
 """
@@ -11,7 +11,7 @@ from typing import Literal
 
 from gridpilot.contracts import StagePosition
 from gridpilot.errors import ScopeError
-from gridpilot.sim.instrument import StagePose, TwinImage, TwinMicroscope
+from gridpilot_sim.instrument.microscope import StagePose, TwinImage, TwinMicroscope
 
 from .driver import AtlasCapture, Capture, DriftOutcome, DriverName, InstrumentState
 

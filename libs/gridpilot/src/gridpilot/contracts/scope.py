@@ -191,7 +191,11 @@ class ScopeState(Message):
 
 
 class ImageAcquired(Message):
-    """An image was acquired and stored; pixels are at ``key`` in object storage."""
+    """An image was acquired and stored; pixels are at ``key`` in object storage.
+
+    Ground truth never travels on the bus: the twin driver keeps it beside the image (at
+    ``storage.keys.truth_key(key)``), where only tests and benches look for it.
+    """
 
     summary: ClassVar[str] = "An image was acquired and stored (atlas, square, view, movie)."
     image_id: Id = Field(default_factory=lambda: new_id("img_"))
@@ -201,7 +205,6 @@ class ImageAcquired(Message):
     target_id: Id | None = None
     command_id: Id | None = None
     key: str
-    truth_key: str | None = None
     kind: ImageKind
     shape: tuple[int, ...]
     pixel_size_a: float = Field(gt=0)

@@ -33,8 +33,8 @@ from gridpilot.contracts import (
     subjects,
 )
 from gridpilot.contracts.scope import LEASE_VERB
-from gridpilot.errors import ScopeError
-from gridpilot.storage import ObjectStore
+from gridpilot.errors import NotFound, ScopeError
+from gridpilot.storage import ObjectStore, keys
 
 __all__ = ["DemoPlan", "DemoResult", "ExposureOutcome", "SquareVisit", "choose_holes", "choose_squares",
            "run_session", "target_id"]
@@ -120,9 +120,12 @@ class _Scope:
 
 
 async def _truth(store: ObjectStore, image: ImageAcquired) -> dict[str, Any]:
-    if image.truth_key is None:
+    """The twin's truth, stored beside the image by the twin driver (never sent on the bus)."""
+    try:
+        raw = await store.get_bytes(keys.truth_key(image.key))
+    except NotFound:
         return {}
-    data: dict[str, Any] = json.loads(await store.get_bytes(image.truth_key))
+    data: dict[str, Any] = json.loads(raw)
     return data
 
 

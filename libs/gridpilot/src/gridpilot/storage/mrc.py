@@ -42,6 +42,7 @@ __all__ = [
     "metadata_json",
     "read_image_file",
     "read_mrc",
+    "set_stable_label",
     "write_mrc",
 ]
 
@@ -139,7 +140,19 @@ def _fill(mrc: MrcObject, array: npt.NDArray[Any], pixel_size_a: float,
     mrc.voxel_size = float(pixel_size_a)
     mrc.set_extended_header(np.frombuffer(text, dtype="V1"))
     mrc.header.exttyp = _EXTTYP
-    mrc.add_label(f"gridpilot: pixel size {pixel_size_a:.6g} A; metadata JSON in extended header"[:80])
+    set_stable_label(mrc, f"gridpilot: pixel size {pixel_size_a:.6g} A; metadata JSON in extended header")
+
+
+def set_stable_label(mrc: MrcObject, text: str) -> None:
+    """Make ``text`` the file's only label.
+
+    mrcfile stamps every new file with a "Created by mrcfile.py <date time>" label, so the same
+    array written twice would give two different files; without it, the same data gives the same
+    bytes, and renders can be cached and compared by hash.
+    """
+    mrc.header.label[:] = b""
+    mrc.header.nlabl = 0
+    mrc.add_label(text[:80])
 
 
 class _MrcStreamWriter(MrcInterpreter):  # type: ignore[misc]  # mrcfile is untyped

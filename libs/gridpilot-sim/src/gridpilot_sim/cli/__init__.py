@@ -1,0 +1,1 @@
+"""``gridpilot sim``: render one image or write a labelled data set."""

@@ -1,0 +1,1 @@
+"""High-magnification movies: CTF, ice, particles, beam-induced motion, counting detector."""

@@ -1,0 +1,1 @@
+"""The twin microscope: stateful instrument, timing model, cassette, imperfections, presets."""
