@@ -28,8 +28,9 @@ $(STAMP): $(PYPROJECTS) Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, pinned: the local CPU build; anything that depends on torch then keeps it.
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q $(foreach p,$(PACKAGES),-e $(p)) -e 'libs/gridpilot[test]' \
-		ruff mypy types-PyYAML "psycopg[binary]" sqlalchemy playwright
+	# onnx is the exporter torch.onnx needs for training; onnxruntime serves the detectors.
+	$(BIN)/pip install -q $(foreach p,$(PACKAGES),-e $(p)) -e 'libs/gridpilot[test,onnx]' \
+		ruff mypy types-PyYAML "psycopg[binary]" sqlalchemy playwright "onnx>=1.16"
 	# Browser tests drive Debian's chromium through Playwright (no browser download).
 	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
