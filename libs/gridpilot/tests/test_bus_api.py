@@ -14,6 +14,7 @@ from pydantic import SecretStr
 import gridpilot.bus
 from gridpilot.bus import IDEMPOTENCY_KEY, Bus, BusSettings, error_class
 from gridpilot.bus.headers import outgoing_headers, parse_traceparent, trace_id_from
+from gridpilot.bus.streams import job_subjects
 from gridpilot.contracts import (
     GridUpdated,
     LeaseRequest,
@@ -126,7 +127,7 @@ async def test_streams_have_the_right_retention_and_are_updated_idempotently(nat
         events = (await bus.js.stream_info(subjects.EVENTS_STREAM)).config
         jobs = (await bus.js.stream_info(subjects.JOBS_STREAM)).config
         assert (events.retention, events.subjects) == ("limits", ["evt.>"])
-        assert (jobs.retention, jobs.subjects, jobs.discard) == ("workqueue", ["job.>"], "new")
+        assert (jobs.retention, jobs.subjects, jobs.discard) == ("workqueue", job_subjects(), "new")
         assert events.duplicate_window == jobs.duplicate_window == 120.0
         assert events.max_bytes == STREAM_BYTES
 

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from gridpilot.bus import Bus, BusSettings, EventMsg, JobContext, Worker
 from gridpilot.bus import deadletter as deadletter_module
-from gridpilot.bus.streams import DEADLETTER_STREAM, max_deliveries_subject
+from gridpilot.bus.streams import DEADLETTER_MAX_DELIVER, DEADLETTER_STREAM, max_deliveries_subject
 from gridpilot.contracts import DetectHolesJob, HolesDetected, JobFailed, subjects
 from gridpilot.logs import log_context
 
@@ -276,5 +276,6 @@ async def test_the_deadletter_stream_keeps_the_jobs_advisories_and_a_worker_crea
     await worker.start()
     info = await bus.js.consumer_info(DEADLETTER_STREAM, worker.consumer)
     assert info.config.filter_subject == max_deliveries_subject("holes-detect-holes")
-    assert (info.config.durable_name, info.config.max_deliver) == (worker.consumer, -1)
+    assert (info.config.durable_name, info.config.max_deliver) == (worker.consumer,
+                                                                 DEADLETTER_MAX_DELIVER)
     await worker.stop()

@@ -36,13 +36,13 @@ from nats.js.errors import APIError, NoStreamResponseError
 from pydantic import BaseModel
 
 from gridpilot.contracts import JobRequest, Message, subjects
-from gridpilot.errors import BusUnavailable, ConfigError, redact
+from gridpilot.errors import BusUnavailable, ConfigError, InvalidInput, redact
 
 from . import events as _events
 from . import rpc as _rpc
 from .headers import outgoing_headers
 from .settings import BusSettings
-from .streams import ensure_streams
+from .streams import ensure_streams, job_subjects
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -54,6 +54,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T", bound=BaseModel)
 
 _EVENTS_PREFIX: Final[str] = subjects.EVENTS_SUBJECTS.removesuffix(">")
+_JOBS_PREFIX: Final[str] = subjects.JOBS_SUBJECTS.removesuffix(">")
+_JOB_SUBJECTS: Final[frozenset[str]] = frozenset(job_subjects())
 #: Seconds between reconnection attempts once connected (initial attempts use their own pause).
 _RECONNECT_WAIT_S: Final[float] = 2.0
 _CONNECT_PAUSE_S: Final[float] = 0.5
@@ -177,8 +179,13 @@ class Bus:
         """JetStream-publish bytes; returns the stream sequence and whether it was a duplicate.
 
         Raises:
+            InvalidInput: ``subject`` is under ``job.`` but names no known job kind (nobody
+                would ever consume it).
             BusUnavailable: no stream took it in time, the stream is full, or the bus is down.
         """
+        if subject.startswith(_JOBS_PREFIX) and subject not in _JOB_SUBJECTS:
+            raise InvalidInput(f"{subject} is not a job subject; known kinds: "
+                               f"{', '.join(subjects.JOB_KINDS)}", subject=subject)
         try:
             ack = await self._js.publish(subject, data, headers=headers)
         except NoStreamResponseError:

@@ -52,7 +52,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 from nats.aio.msg import Msg
 from nats.errors import (
@@ -72,9 +72,10 @@ from gridpilot.logs import log_context
 
 from .connection import Bus
 from .headers import MSG_ID, outgoing_headers, trace_id_from
+from .job import json_object
 from .metrics import JobMetrics
 from .pull import PullFeed
-from .streams import DEADLETTER_STREAM, ensure_deadletter_consumer
+from .streams import DEADLETTER_MAX_DELIVER, DEADLETTER_STREAM, ensure_deadletter_consumer
 
 __all__ = ["Advisory", "DeadLetters"]
 
@@ -87,6 +88,7 @@ _RETRY_DELAY_S: Final[float] = 5.0
 _STOP_GRACE_S: Final[float] = 5.0
 #: JetStream's error code for a failed message delete ("no message found" when it is gone).
 _DELETE_FAILED: Final[int] = 10057
+
 _ADVISORY_TYPE: Final[str] = "io.nats.jetstream.advisory.v1.max_deliver"
 _BUS_GONE: Final = (ConnectionClosedError, ConnectionDrainingError, ConnectionReconnectingError)
 _SESSION_ID: Final = TypeAdapter(Id)
@@ -119,7 +121,10 @@ class Advisory:
         Raises:
             ValueError: it is not a max-deliveries advisory with a stream sequence.
         """
-        body = json.loads(data)
+        try:
+            body = json.loads(data)
+        except RecursionError:
+            raise ValueError("nested too deeply to be an advisory") from None
         if not isinstance(body, dict) or body.get("type", _ADVISORY_TYPE) != _ADVISORY_TYPE:
             raise ValueError("not a max-deliveries advisory")
         seq, deliveries = body.get("stream_seq"), body.get("deliveries")
@@ -211,9 +216,15 @@ class DeadLetters:
             except asyncio.CancelledError:
                 await _settle(msg.nak)
                 raise
-            except Exception:  # a bug here must not stop the reading; the advisory comes back
+            except Exception:
+                # Not the bus (that is a "retry" verdict): the same advisory would fail the same
+                # way for ever, so it is handled once more without reading the job, or dropped.
                 logger.exception("dead letters of %s: handling an advisory failed", self.consumer)
-                verdict = "retry"
+                verdict = await self._fail_unreadable(msg)
+            if verdict == "retry" and _deliveries(msg) >= DEADLETTER_MAX_DELIVER:
+                logger.error("dead letters of %s: giving up an advisory after %d deliveries",
+                             self.consumer, DEADLETTER_MAX_DELIVER)
+                verdict = "term"
             if verdict == "ack":
                 await _settle(msg.ack)
             elif verdict == "term":
@@ -236,6 +247,25 @@ class DeadLetters:
                          advisory.stream, advisory.consumer)
             return "term"
         return await self._fail_job(advisory)
+
+    async def _fail_unreadable(self, msg: Msg) -> _Verdict:
+        """Fail the advisory's job with what the advisory alone says; ``term`` if even that fails."""
+        try:
+            advisory = Advisory.parse(msg.data)
+            failed = JobFailed(
+                job_id=f"seq-{advisory.stream_seq}", subject=self.subject, service=self.service,
+                error=TransientError.code, retriable=True, deliveries=advisory.deliveries,
+                reason="no worker acknowledged it, and the stored job cannot be read")
+            await self.bus.publish_raw(subjects.EVT_JOB_FAILED, failed.model_dump_json().encode(),
+                                       outgoing_headers(msg_id=f"{failed.job_id}:failed"))
+            if not await self._delete(advisory.stream_seq):
+                return "retry"
+        except Exception:
+            logger.exception("dead letters of %s: dropping an advisory that cannot be handled",
+                             self.consumer)
+            return "term"
+        self._metrics.count(self.service, self.kind, "abandoned")
+        return "ack"
 
     async def _fail_job(self, advisory: Advisory) -> _Verdict:
         """Publish ``job.failed`` for the job of ``advisory``, then delete it from ``JOBS``.
@@ -291,7 +321,7 @@ class DeadLetters:
         return True
 
     def _job_failed(self, job: api.RawStreamMsg, advisory: Advisory) -> JobFailed:
-        payload = _json_object(job.data)
+        payload = json_object(job.data)
         headers = job.headers or {}
         job_id = headers.get(MSG_ID) or payload.get("job_id")
         if not isinstance(job_id, str) or not job_id:
@@ -334,12 +364,11 @@ def _timestamp(value: object) -> datetime | None:
     return at if at.tzinfo is not None else None
 
 
-def _json_object(data: bytes | None) -> dict[str, Any]:
+def _deliveries(msg: Msg) -> int:
     try:
-        value = json.loads(data or b"")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+        return int(msg.metadata.num_delivered)
+    except Exception:  # not a JetStream message (no reply subject): count it as the last
+        return DEADLETTER_MAX_DELIVER
 
 
 def _session_id(value: object) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from nats.aio.msg import Msg
 from pydantic import ValidationError
@@ -15,9 +15,11 @@ from .rpc import validation_summary
 if TYPE_CHECKING:
     from .connection import Bus
 
-__all__ = ["JobContext", "describe_payload_error"]
+__all__ = ["JobContext", "describe_payload_error", "json_object", "session_hint"]
 
 _ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: Payloads larger than this are not parsed for a hint (JetStream's default max is 1 MiB).
+_MAX_HINT_BYTES: Final[int] = 8 * 1024 * 1024
 
 
 class JobContext:
@@ -72,14 +74,34 @@ class JobContext:
 
     def session_hint(self) -> str | None:
         """The ``session_id`` of a payload that failed validation, when it is readable."""
-        try:
-            value = json.loads(self._msg.data).get("session_id")
-        except (ValueError, AttributeError):
-            return None
-        return value if isinstance(value, str) and _ID.match(value) else None
+        return session_hint(self._msg.data)
 
 
-def describe_payload_error(exc: ValueError, model_name: str) -> str:
+def session_hint(data: bytes | None) -> str | None:
+    """The ``session_id`` of a JSON object payload, or None; never raises.
+
+    The payload is untrusted: it may be nested deeper than the interpreter's recursion limit
+    (``"[" * 5000``), which ``json.loads`` reports as ``RecursionError``, not ``ValueError``.
+
+    >>> session_hint(b'{"session_id": "s1"}'), session_hint(b"[" * 5000 + b"]" * 5000)
+    ('s1', None)
+    """
+    value = json_object(data).get("session_id")
+    return value if isinstance(value, str) and _ID.match(value) else None
+
+
+def json_object(data: bytes | None) -> dict[str, Any]:
+    """``data`` parsed as a JSON object, or ``{}`` when it is anything else; never raises."""
+    if not data or len(data) > _MAX_HINT_BYTES or data.lstrip()[:1] != b"{":
+        return {}
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError, MemoryError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def describe_payload_error(exc: Exception, model_name: str) -> str:
     """Why a job payload was refused, without echoing the payload."""
     if isinstance(exc, ValidationError):
         return f"the payload is not a valid {model_name}: {validation_summary(exc)}"

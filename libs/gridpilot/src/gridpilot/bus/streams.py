@@ -2,8 +2,11 @@
 
 - ``EVENTS`` (``evt.>``): limits retention, a replayable log of every result and state change;
   the oldest events go first when it is full.
-- ``JOBS`` (``job.>``): work-queue retention, one durable pull consumer per (service, kind); a
-  full queue refuses new jobs (``discard=new``) rather than dropping queued ones.
+- ``JOBS`` (``job.<kind>`` for each known kind, :func:`job_subjects`): work-queue retention,
+  one durable pull consumer per (service, kind); a full queue refuses new jobs
+  (``discard=new``) rather than dropping queued ones. A job on a subject no kind names
+  (``job.foo.bar``) is refused by the server (no stream stores it), so it cannot sit in the
+  queue with nobody to consume it.
 - ``DEADLETTER`` (``$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.JOBS.>``): limits retention; the
   server's advisories that a job consumer gave up on a job after ``max_deliver`` deliveries,
   kept so that they survive every worker being down (see :mod:`gridpilot.bus.deadletter`).
@@ -32,6 +35,7 @@ from gridpilot.errors import ConfigError
 from .settings import BusSettings
 
 __all__ = [
+    "DEADLETTER_MAX_DELIVER",
     "DEADLETTER_STREAM",
     "MAX_DELIVERIES_ADVISORY",
     "consumer_name",
@@ -40,6 +44,7 @@ __all__ = [
     "ensure_job_consumer",
     "ensure_streams",
     "events_stream_config",
+    "job_subjects",
     "jobs_stream_config",
     "max_deliveries_subject",
 ]
@@ -54,6 +59,9 @@ MAX_DELIVERIES_ADVISORY: Final[str] = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIE
 #: Seconds a replica may take over one advisory before another replica gets it; handling it is
 #: three JetStream requests, each bounded by ``request_timeout_s``.
 _DEADLETTER_ACK_WAIT_S: Final[float] = 30.0
+#: Deliveries of one advisory before the server gives it up: its handler retries a bus failure
+#: every few seconds (about ten minutes of trouble), and no advisory is handled for ever.
+DEADLETTER_MAX_DELIVER: Final[int] = 120
 
 #: JetStream's error code for "stream name already in use with a different configuration".
 _STREAM_CONFIG_DIFFERS: Final[int] = 10058
@@ -82,12 +90,17 @@ def events_stream_config(settings: BusSettings) -> api.StreamConfig:
     )
 
 
+def job_subjects() -> list[str]:
+    """The subjects ``JOBS`` stores: ``job.<kind>`` for every known job kind, and no other."""
+    return [subjects.job_subject(kind) for kind in subjects.JOB_KINDS]
+
+
 def jobs_stream_config(settings: BusSettings) -> api.StreamConfig:
-    """The configuration of ``JOBS``: work-queue retention over ``job.>``."""
+    """The configuration of ``JOBS``: work-queue retention over the known job subjects."""
     return api.StreamConfig(
         name=subjects.JOBS_STREAM,
         description="gridpilot jobs: one durable pull consumer per service and job kind",
-        subjects=[subjects.JOBS_SUBJECTS],
+        subjects=job_subjects(),
         retention=api.RetentionPolicy.WORK_QUEUE,
         discard=api.DiscardPolicy.NEW,
         max_bytes=settings.jobs_max_bytes,
@@ -203,7 +216,8 @@ async def ensure_deadletter_consumer(js: JetStreamContext, settings: BusSettings
     """Create or update the durable consumer of ``DEADLETTER`` for the job consumer ``consumer``.
 
     It has the job consumer's name, is shared by every replica, starts at the oldest stored
-    advisory, and redelivers without limit (an advisory is acked only once it is handled).
+    advisory, and redelivers an advisory up to ``DEADLETTER_MAX_DELIVER`` times (it is acked
+    once handled; a handler that fails the same way every time cannot loop for ever).
     ``DEADLETTER`` is created first when it does not exist (streams made by an older release).
 
     Raises:
@@ -217,7 +231,7 @@ async def ensure_deadletter_consumer(js: JetStreamContext, settings: BusSettings
         deliver_policy=api.DeliverPolicy.ALL,
         ack_policy=api.AckPolicy.EXPLICIT,
         ack_wait=max(_DEADLETTER_ACK_WAIT_S, 4 * settings.request_timeout_s),
-        max_deliver=-1,
+        max_deliver=DEADLETTER_MAX_DELIVER,
     )
     try:
         try:

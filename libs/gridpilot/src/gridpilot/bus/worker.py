@@ -244,15 +244,33 @@ class Worker:
         except asyncio.CancelledError:
             await _settle(msg.nak)
             raise
+        except Exception:
+            # A bug outside the handler (reading the payload, publishing the outcome): the same
+            # delivery would fail the same way, so end the job now rather than on every
+            # redelivery until the dead letters.
+            logger.exception("worker %s: processing a delivery failed", self.consumer)
+            outcome = await self._fail_unprocessable(msg)
         finally:
             await slot.close()
         self._metrics.observe(self.service, self.kind, outcome, time.perf_counter() - started)
+
+    async def _fail_unprocessable(self, msg: Msg) -> Outcome:
+        """Publish ``job.failed`` for a delivery that could not be processed, then term it."""
+        try:
+            ctx = JobContext.from_msg(msg, bus=self.bus, service=self.service, kind=self.kind)
+            error = GridpilotError(f"the {self.kind} worker could not process this delivery")
+            return await self._give_up(msg, ctx, error, session_id=None)
+        except Exception:
+            logger.exception("worker %s: cannot publish job.failed for a delivery; terminating "
+                             "it", self.consumer)
+            await _settle(msg.term)
+            return "failed"
 
     async def _process(self, msg: Msg, slot: _Slot) -> Outcome:
         ctx = JobContext.from_msg(msg, bus=self.bus, service=self.service, kind=self.kind)
         try:
             job = self._job_type.model_validate_json(msg.data)
-        except ValueError as exc:
+        except Exception as exc:  # ValidationError, and RecursionError or MemoryError on poison
             with log_context(job_id=ctx.job_id, trace_id=ctx.trace_id):
                 error = InvalidInput(describe_payload_error(exc, self._job_type.__name__))
                 return await self._give_up(msg, ctx, error, session_id=ctx.session_hint())
