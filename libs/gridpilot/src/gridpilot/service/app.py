@@ -13,14 +13,14 @@ The lifespan connects the bus (creating the streams), opens the object store, st
 shutdown (SIGTERM through uvicorn) stops fetching, lets in-flight jobs finish, and closes
 everything. ``/healthz`` says the process is alive; ``/readyz`` that the bus is connected and
 every readiness check (a model loaded, a microscope connected) passes; ``/metrics`` is
-Prometheus. Every :class:`~gridpilot.errors.GridpilotError` maps to its HTTP status here, once.
+Prometheus, labelled by route template. Every :class:`~gridpilot.errors.GridpilotError` maps to
+its HTTP status here, once; any other error is a JSON 500 with a trace id, and what a failed
+request stored is removed (:mod:`gridpilot.service.middleware`).
 """
 
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -34,10 +34,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gridpilot.bus import Bus, JobContext, Worker
 from gridpilot.contracts import JobRequest, JobResult
 from gridpilot.errors import GridpilotError
-from gridpilot.logs import log_context
+from gridpilot.logs import current_context
 from gridpilot.storage import ObjectStore, open_store
 
-from .metrics import HTTP_REQUESTS, HTTP_SECONDS, registry
+from .cleanup import RequestScopedStore
+from .metrics import registry
+from .middleware import RequestMiddleware
 from .settings import ServiceSettings
 
 __all__ = ["DepsDep", "JobBinding", "ServiceDeps", "create_service_app", "get_deps"]
@@ -96,7 +98,7 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = open_store(settings.storage)
+        store = RequestScopedStore(open_store(settings.storage))
         deps = ServiceDeps(settings=settings, store=store, readiness=dict(readiness or {}))
         shutdowns: list[Shutdown] = []
         workers: list[Worker] = []
@@ -139,7 +141,7 @@ def create_service_app(
     app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
     app.state.settings = settings
     _install_error_handlers(app)
-    _install_request_logging(app, settings.service_name)
+    app.add_middleware(RequestMiddleware, service=settings.service_name)
     app.include_router(_ops_router(settings.service_name))
     for router in routers:
         app.include_router(router)
@@ -187,9 +189,11 @@ def _ops_router(service: str) -> APIRouter:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GridpilotError)
     async def gridpilot_error(request: Request, exc: GridpilotError) -> JSONResponse:
+        body = exc.to_dict()
         if exc.http_status >= 500:
             logger.warning("%s %s failed: %s", request.method, request.url.path, exc.message)
-        return JSONResponse(exc.to_dict(), status_code=exc.http_status)
+            body.setdefault("trace_id", current_context()["trace_id"])
+        return JSONResponse(body, status_code=exc.http_status)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -201,32 +205,3 @@ def _install_error_handlers(app: FastAPI) -> None:
         message = f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}"
         return JSONResponse({"error": "invalid_input", "message": message, "errors": errors},
                             status_code=422)
-
-
-def _install_request_logging(app: FastAPI, service: str) -> None:
-    @app.middleware("http")
-    async def log_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        trace_id = _trace_id_from(request.headers.get("traceparent")) or uuid.uuid4().hex
-        route = request.scope.get("route")
-        start = time.perf_counter()
-        with log_context(trace_id=trace_id):
-            response = await call_next(request)
-        path = getattr(request.scope.get("route", route), "path", request.url.path)
-        elapsed = time.perf_counter() - start
-        HTTP_REQUESTS.labels(service, path, str(response.status_code)).inc()
-        HTTP_SECONDS.labels(service, path).observe(elapsed)
-        if path not in ("/healthz", "/readyz", "/metrics"):
-            logger.info("%s %s -> %d in %.1f ms", request.method, request.url.path,
-                        response.status_code, elapsed * 1e3)
-        response.headers["x-trace-id"] = trace_id
-        return response
-
-
-def _trace_id_from(traceparent: str | None) -> str | None:
-    """The trace id of a W3C ``traceparent`` header (``00-<32 hex>-<16 hex>-<2 hex>``)."""
-    if not traceparent:
-        return None
-    parts = traceparent.split("-")
-    if len(parts) == 4 and len(parts[1]) == 32:
-        return parts[1]
-    return None
