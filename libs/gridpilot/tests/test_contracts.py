@@ -71,10 +71,13 @@ def test_unknown_job_kinds_are_refused() -> None:
         subjects.job_subject("detect.everything")
 
 
-def test_job_failed_needs_a_reason_and_at_least_one_delivery() -> None:
+def test_job_failed_needs_a_reason_and_no_negative_deliveries() -> None:
     with pytest.raises(ValidationError, match="deliveries"):
         JobFailed(job_id="j", subject="job.x", service="s", error="e", reason="r",
-                  retriable=False, deliveries=0)
+                  retriable=False, deliveries=-1)
+    # 0: a job that no worker ever claimed.
+    assert JobFailed(job_id="j", subject="job.x", service="s", error="unclaimed", reason="r",
+                     retriable=True, deliveries=0).deliveries == 0
 
 
 def test_asyncapi_document_lists_every_subject() -> None:

@@ -11,7 +11,9 @@
     ├── TransientError                  (503 / nak with delay, job.failed{retriable: true}
     │   │                                after max_deliver)
     │   ├── BusUnavailable
-    │   └── StorageUnavailable
+    │   ├── StorageUnavailable
+    │   └── NotClaimed                  (job.failed{retriable: true, deliveries: 0}: no worker
+    │                                    took the job within the claim timeout)
     ├── ScopeError                      (502 / term + job.failed: the instrument refused a step)
     │   └── OperatorTookOver            (409: SerialEM's STOP was pressed — pause, never retry)
     └── ConfigError                     (raised at start-up, never at request time)
@@ -37,6 +39,7 @@ __all__ = [
     "GridpilotError",
     "InvalidInput",
     "LeaseHeld",
+    "NotClaimed",
     "NotFound",
     "OperatorTookOver",
     "ScopeError",
@@ -108,6 +111,12 @@ class BusUnavailable(TransientError):
 
 class StorageUnavailable(TransientError):
     code = "storage_unavailable"
+
+
+class NotClaimed(TransientError):
+    """No worker took a job within the claim timeout: no running service consumes its kind."""
+
+    code = "unclaimed"
 
 
 class ScopeError(GridpilotError):

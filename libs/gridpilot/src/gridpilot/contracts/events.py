@@ -22,7 +22,8 @@ class JobFailed(Message):
     error: str
     reason: str
     retriable: bool
-    deliveries: int = Field(ge=1)
+    #: 0 for a job no worker ever claimed (``error: "unclaimed"``).
+    deliveries: int = Field(ge=0)
     session_id: Id | None = None
 
 

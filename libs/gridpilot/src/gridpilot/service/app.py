@@ -8,7 +8,8 @@ A service is settings + routers + job handlers::
         jobs=[JobBinding(kind=subjects.PREPROCESS_MOVIE, handler=consumer.handle)],
     )
 
-The lifespan connects the bus (creating the streams), opens the object store, starts one
+The lifespan connects the bus (creating the streams), opens the object store, starts the
+sweep that fails jobs no worker claims (:mod:`gridpilot.bus.unclaimed`), one
 :class:`~gridpilot.bus.Worker` per job binding, runs the service's start-up hooks, and on
 shutdown (SIGTERM through uvicorn) stops fetching, lets in-flight jobs finish, and closes
 everything. ``/healthz`` says the process is alive; ``/readyz`` that the bus is connected and
@@ -32,6 +33,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gridpilot.bus import Bus, JobContext, Worker
+from gridpilot.bus.unclaimed import UnclaimedJobs
 from gridpilot.contracts import JobRequest, JobResult
 from gridpilot.errors import GridpilotError
 from gridpilot.logs import current_context
@@ -112,6 +114,11 @@ def create_service_app(
                 shutdown = await hook(deps)
                 if shutdown is not None:
                     shutdowns.append(shutdown)
+            if deps.bus is not None and settings.claim_timeout_s > 0:
+                sweep = UnclaimedJobs(deps.bus, service=settings.service_name,
+                                      claim_timeout_s=settings.claim_timeout_s)
+                await sweep.start()
+                shutdowns.append(sweep.stop)
             if deps.bus is not None:
                 for binding in jobs:
                     worker = Worker(

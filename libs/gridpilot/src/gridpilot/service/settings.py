@@ -39,6 +39,9 @@ class ServiceSettings(BaseSettings):
     #: Seconds a job may stay unacknowledged before JetStream redelivers it (heartbeats extend it).
     ack_wait_s: float = Field(60.0, gt=0)
     max_deliver: int = Field(5, ge=1, le=100)
+    #: Seconds a job may wait in the queue with no worker claiming it before it is failed
+    #: (``job.failed{error: "unclaimed"}``); 0 leaves unclaimed jobs queued for ever.
+    claim_timeout_s: float = Field(300.0, ge=0)
     #: Seconds to wait for in-flight jobs on shutdown (SIGTERM).
     drain_timeout_s: float = Field(30.0, gt=0)
     bus: BusSettings = Field(default_factory=BusSettings)
