@@ -328,12 +328,13 @@ def schemathesis_campaign(st: str, info: StackInfo, examples: int, seed: int, ma
             junit = out / f"{s.name}.junit.xml"
             argv = [st, "run", f"{s.url}/openapi.json", "--checks", "not_a_server_error",
                     "--max-examples", str(examples), "--seed", str(seed), "--workers", "1",
-                    "--request-timeout", "30", "--no-color",
+                    "--request-timeout", "30", "--no-color", "--generation-database", "none",
                     "--report", "junit", "--report-junit-path", str(junit)]
             try:
                 # The example count bounds the run (st's own --max-time would instead keep
                 # fuzzing until it is spent); the time limit only catches a hang.
-                r = subprocess.run(argv, capture_output=True, text=True, timeout=max_time_s)
+                r = subprocess.run(argv, capture_output=True, text=True, timeout=max_time_s,
+                                   cwd=out)  # st keeps a cache folder in its working folder
             except subprocess.TimeoutExpired:
                 tally.hangs += 1
                 tally.problems.append(f"schemathesis on {s.name} did not finish")

@@ -11,12 +11,12 @@ import asyncio
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gridpilot.bus import Bus, BusSettings, EventMsg, JobContext, Worker
+from gridpilot.bus import Bus, EventMsg, JobContext, Worker
 from gridpilot.bus import deadletter as deadletter_module
 from gridpilot.bus.streams import DEADLETTER_MAX_DELIVER, DEADLETTER_STREAM, max_deliveries_subject
 from gridpilot.contracts import DetectHolesJob, HolesDetected, JobFailed, subjects
@@ -24,7 +24,6 @@ from gridpilot.logs import log_context
 
 KIND = subjects.DETECT_HOLES
 SERVICE = "holes"
-STREAM_BYTES = 32 * 1024 * 1024
 WAIT_S = 20.0
 ACK_WAIT_S = 1.0
 #: Heartbeats every hour: a hanging handler lets its job's ack_wait run out.
@@ -32,14 +31,6 @@ NO_HEARTBEAT_S = 3600.0
 #: Seconds the teardown waits for a hanging handler that was not cancelled (a failing test).
 DRAIN_S = 1.0
 
-
-@pytest.fixture
-async def bus(nats_url: str) -> AsyncIterator[Bus]:
-    bus = await Bus.connect(BusSettings(url=nats_url, events_max_bytes=STREAM_BYTES,
-                                        jobs_max_bytes=STREAM_BYTES), name="test")
-    await bus.ensure_streams()
-    yield bus
-    await bus.close()
 
 
 def holes_job(**changes: object) -> DetectHolesJob:

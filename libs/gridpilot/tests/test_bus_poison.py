@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from nats.js.errors import NoStreamResponseError
 
-from gridpilot.bus import MSG_ID, Bus, BusSettings, JobContext, Worker
+from gridpilot.bus import MSG_ID, Bus, JobContext, Worker
 from gridpilot.bus.job import json_object, session_hint
 from gridpilot.bus.streams import (
     DEADLETTER_MAX_DELIVER,
@@ -24,12 +23,12 @@ from gridpilot.bus.streams import (
     ensure_job_consumer,
     job_subjects,
 )
-from gridpilot.contracts import JobFailed, MoviePreprocessed, PreprocessMovieJob, subjects
+from gridpilot.contracts import MoviePreprocessed, PreprocessMovieJob, subjects
 from gridpilot.errors import InvalidInput
+from gridpilot.testing.jobs import eventually, jobs_stored, stored_failures
 
 KIND = subjects.PREPROCESS_MOVIE
 SERVICE = "preprocess"
-STREAM_BYTES = 32 * 1024 * 1024
 WAIT_S = 20.0
 POISON = b"[" * 5000 + b"]" * 5000
 
@@ -46,39 +45,9 @@ MALFORMED: dict[str, bytes] = {
 }
 
 
-@pytest.fixture
-async def bus(nats_url: str) -> AsyncIterator[Bus]:
-    bus = await Bus.connect(BusSettings(url=nats_url, events_max_bytes=STREAM_BYTES,
-                                        jobs_max_bytes=STREAM_BYTES), name="test")
-    await bus.ensure_streams()
-    yield bus
-    await bus.close()
-
 
 async def never_called(job: PreprocessMovieJob, ctx: JobContext) -> MoviePreprocessed:
     raise AssertionError(f"the handler was called for malformed job {ctx.job_id}")
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    async with asyncio.timeout(WAIT_S):
-        while not await check():
-            await asyncio.sleep(0.02)
-    assert await check(), what
-
-
-async def failures(bus: Bus) -> list[JobFailed]:
-    """Every job.failed stored so far."""
-    found: list[JobFailed] = []
-    async with await bus.events(subjects.EVT_JOB_FAILED, deliver_all=True) as events:
-        while True:
-            try:
-                found.append((await events.next(timeout_s=0.5)).parse(JobFailed))
-            except TimeoutError:
-                return found
-
-
-async def jobs_stored(bus: Bus) -> int:
-    return (await bus.js.stream_info(subjects.JOBS_STREAM)).state.messages
 
 
 def test_the_session_hint_of_any_payload_is_read_without_raising() -> None:
@@ -98,11 +67,11 @@ async def test_every_malformed_job_ends_in_exactly_one_job_failed_and_leaves_the
         await bus.publish_raw(subjects.job_subject(KIND), payload, {MSG_ID: f"bad_{i}"})
 
     async def all_failed() -> bool:
-        return len(await failures(bus)) >= len(MALFORMED) and await jobs_stored(bus) == 0
+        return len(await stored_failures(bus)) >= len(MALFORMED) and await jobs_stored(bus) == 0
 
     await eventually(all_failed, "every malformed job failed and left JOBS")
     await asyncio.sleep(2.5)  # past ack_wait: nothing is redelivered and failed again
-    failed = await failures(bus)
+    failed = await stored_failures(bus)
     assert sorted(f.job_id for f in failed) == sorted(f"bad_{i}" for i in range(len(MALFORMED)))
     assert {(f.error, f.retriable, f.deliveries) for f in failed} == {("invalid_input", False, 1)}
     assert all(f.subject == "job.preprocess.movie" and len(f.reason) < 500 for f in failed)
@@ -128,10 +97,10 @@ async def test_a_poison_job_given_up_by_the_server_is_failed_once_by_the_dead_le
     await worker.start()
 
     async def failed_and_removed() -> bool:
-        return len(await failures(bus)) == 1 and await jobs_stored(bus) == 0
+        return len(await stored_failures(bus)) == 1 and await jobs_stored(bus) == 0
 
     await eventually(failed_and_removed, "the poison job failed once and left JOBS")
-    [failed] = await failures(bus)
+    [failed] = await stored_failures(bus)
     assert (failed.job_id, failed.retriable, failed.session_id) == ("poison", True, None)
 
     async def advisory_acked() -> bool:
@@ -161,7 +130,7 @@ async def test_an_advisory_that_cannot_be_read_is_dropped_not_retried(bus: Bus) 
     await eventually(settled, "the unreadable advisories were settled")
     info = await bus.js.consumer_info(DEADLETTER_STREAM, worker.consumer)
     assert info.num_redelivered == 0
-    assert await failures(bus) == []
+    assert await stored_failures(bus) == []
     await worker.stop()
 
 

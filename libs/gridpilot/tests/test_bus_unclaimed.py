@@ -7,32 +7,19 @@ with no failure.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
 
-import pytest
-
-from gridpilot.bus import Bus, BusSettings, JobContext, Worker
+from gridpilot.bus import Bus, JobContext, Worker
 from gridpilot.bus.unclaimed import UnclaimedJobs
 from gridpilot.contracts import (
     DetectAtlasJob,
     DetectHolesJob,
     HolesDetected,
-    JobFailed,
     subjects,
 )
+from gridpilot.testing.jobs import eventually, jobs_stored, stored_failures
 
-STREAM_BYTES = 32 * 1024 * 1024
-WAIT_S = 20.0
 CLAIM_S = 0.3
 
-
-@pytest.fixture
-async def bus(nats_url: str) -> AsyncIterator[Bus]:
-    bus = await Bus.connect(BusSettings(url=nats_url, events_max_bytes=STREAM_BYTES,
-                                        jobs_max_bytes=STREAM_BYTES), name="test")
-    await bus.ensure_streams()
-    yield bus
-    await bus.close()
 
 
 def atlas_job() -> DetectAtlasJob:
@@ -43,27 +30,6 @@ def atlas_job() -> DetectAtlasJob:
 def holes_job() -> DetectHolesJob:
     return DetectHolesJob(square_key="sessions/s1/grids/g1/squares/sq1.mrc", square_id="sq1",
                           pixel_size_a=12.5, image_to_stage=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)))
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    async with asyncio.timeout(WAIT_S):
-        while not await check():
-            await asyncio.sleep(0.05)
-    assert await check(), what
-
-
-async def failures(bus: Bus) -> list[JobFailed]:
-    found: list[JobFailed] = []
-    async with await bus.events(subjects.EVT_JOB_FAILED, deliver_all=True) as events:
-        while True:
-            try:
-                found.append((await events.next(timeout_s=0.3)).parse(JobFailed))
-            except TimeoutError:
-                return found
-
-
-async def jobs_stored(bus: Bus) -> int:
-    return (await bus.js.stream_info(subjects.JOBS_STREAM)).state.messages
 
 
 async def test_a_job_of_a_kind_nobody_consumes_is_failed_once_after_the_claim_timeout(
@@ -82,7 +48,7 @@ async def test_a_job_of_a_kind_nobody_consumes_is_failed_once_after_the_claim_ti
     finally:
         for sweep in sweeps:
             await sweep.stop()
-    [failed] = await failures(bus)
+    [failed] = await stored_failures(bus)
     assert (failed.job_id, failed.subject, failed.session_id) == (
         job.job_id, "job.detect.atlas", "s1")
     assert (failed.error, failed.retriable, failed.deliveries) == ("unclaimed", True, 0)
@@ -93,7 +59,7 @@ async def test_a_job_younger_than_the_claim_timeout_is_left_queued(bus: Bus) -> 
     await bus.submit_job(atlas_job())
     assert await UnclaimedJobs(bus, service="svc", claim_timeout_s=60).sweep() == 0
     assert await jobs_stored(bus) == 1
-    assert await failures(bus) == []
+    assert await stored_failures(bus) == []
 
 
 async def test_a_backlog_behind_a_busy_worker_is_not_unclaimed(bus: Bus) -> None:
@@ -124,7 +90,7 @@ async def test_a_backlog_behind_a_busy_worker_is_not_unclaimed(bus: Bus) -> None
         return len(done) == 3 and await jobs_stored(bus) == 0
 
     await eventually(all_done, "the backlog was worked off")
-    assert await failures(bus) == []
+    assert await stored_failures(bus) == []
     await worker.stop()
 
 
@@ -139,6 +105,6 @@ async def test_a_job_of_a_kind_whose_worker_stopped_is_failed(bus: Bus) -> None:
     await bus.submit_job(job)
     await asyncio.sleep(CLAIM_S + 0.1)
     assert await UnclaimedJobs(bus, service="svc", claim_timeout_s=CLAIM_S).sweep() == 1
-    [failed] = await failures(bus)
+    [failed] = await stored_failures(bus)
     assert (failed.job_id, failed.error) == (job.job_id, "unclaimed")
     assert await jobs_stored(bus) == 0

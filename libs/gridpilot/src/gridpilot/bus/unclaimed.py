@@ -85,6 +85,8 @@ class UnclaimedJobs:
             except (NatsError, TimeoutError, TransientError) as exc:
                 logger.warning("sweeping unclaimed jobs failed (%s); trying again in %.0f s",
                                exc, self.interval_s)
+            except Exception:  # a bug must not end the sweeping for the process's lifetime
+                logger.exception("sweeping unclaimed jobs failed")
 
     async def sweep(self) -> int:
         """One pass over ``JOBS``; returns how many jobs it failed."""

@@ -27,7 +27,7 @@ from __future__ import annotations
 import builtins
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -63,9 +63,8 @@ async def discard(store: ObjectStore, written: list[str]) -> int:
         try:
             await store.delete(key)
             deleted += 1
-        except GridpilotError as exc:
-            logger.warning("could not remove %s stored by a failed request: %s", key,
-                           exc.message)
+        except (GridpilotError, OSError) as exc:
+            logger.warning("could not remove %s stored by a failed request: %s", key, exc)
     if deleted:
         logger.info("removed %d object(s) stored by a failed request", deleted)
     written.clear()
@@ -78,31 +77,27 @@ class RequestScopedStore(ObjectStore):
     def __init__(self, inner: ObjectStore) -> None:
         self.inner = inner
 
-    async def _created(self, key: str) -> list[str] | None:
+    async def _journalled(self, key: str, put: Callable[[], Awaitable[ObjectInfo]]) -> ObjectInfo:
+        """Run ``put`` (a write of ``key``); journal ``key`` when the write created it."""
         written = _written.get()
-        if written is None or await self.inner.exists(key):
-            return None
-        return written
+        if written is not None and await self.inner.exists(key):
+            written = None  # it existed before this request: never removed on its behalf
+        info = await put()
+        if written is not None:
+            written.append(key)
+        return info
 
     async def put_bytes(self, key: str, data: bytes, *,
                         content_type: str = DEFAULT_CONTENT_TYPE,
                         metadata: Mapping[str, str] | None = None) -> ObjectInfo:
-        written = await self._created(key)
-        info = await self.inner.put_bytes(key, data, content_type=content_type,
-                                          metadata=metadata)
-        if written is not None:
-            written.append(key)
-        return info
+        return await self._journalled(key, lambda: self.inner.put_bytes(
+            key, data, content_type=content_type, metadata=metadata))
 
     async def put_file(self, key: str, path: Path, *,
                        content_type: str = DEFAULT_CONTENT_TYPE,
                        metadata: Mapping[str, str] | None = None) -> ObjectInfo:
-        written = await self._created(key)
-        info = await self.inner.put_file(key, path, content_type=content_type,
-                                         metadata=metadata)
-        if written is not None:
-            written.append(key)
-        return info
+        return await self._journalled(key, lambda: self.inner.put_file(
+            key, path, content_type=content_type, metadata=metadata))
 
     def describe(self) -> str:
         return self.inner.describe()

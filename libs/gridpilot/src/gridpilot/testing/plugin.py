@@ -5,18 +5,21 @@ from __future__ import annotations
 import gc
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gridpilot.bus import Bus, BusSettings
 from gridpilot.embedded import NatsServer, PostgresServer, S3Server, find_pg_bin
 
 # Read before the autouse fixture clears GRIDPILOT_* for every test.
 _POSTGRES_URL = os.environ.get("GRIDPILOT_TEST_POSTGRES_URL")
 _REQUIRE_POSTGRES = os.environ.get("GRIDPILOT_REQUIRE_POSTGRES") == "1"
 _REQUIRE_BROWSER = os.environ.get("GRIDPILOT_REQUIRE_BROWSER") == "1"
+#: Stream sizes of the ``bus`` fixture (the fixture server stores at most 2 GB).
+_STREAM_BYTES = 32 * 1024 * 1024
 #: Flags for headless Chromium on a machine with no network beyond loopback.
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -48,6 +51,16 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 @pytest.fixture
 def nats_url(nats_server: NatsServer) -> str:
     return nats_server.url
+
+
+@pytest.fixture
+async def bus(nats_url: str) -> AsyncIterator[Bus]:
+    """A bus connected to ``nats_url``, its streams created (32 MB each), closed afterwards."""
+    connected = await Bus.connect(BusSettings(url=nats_url, events_max_bytes=_STREAM_BYTES,
+                                              jobs_max_bytes=_STREAM_BYTES), name="test")
+    await connected.ensure_streams()
+    yield connected
+    await connected.close()
 
 
 @pytest.fixture(scope="session")
