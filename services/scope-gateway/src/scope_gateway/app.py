@@ -55,6 +55,10 @@ def build_driver(settings: GatewaySettings, *, serialem_module: Any = None) -> M
         host=settings.serialem_host, port=settings.serialem_port,
         directory=settings.serialem_directory, frames_folder=settings.serialem_frames_folder,
         frames_local=settings.serialem_frames_local, save_copies=settings.serialem_save_copies,
+        mode=settings.serialem_mode, autoloader=settings.serialem_autoloader,
+        camera=settings.serialem_camera,
+        atlas_imaging_state=settings.serialem_atlas_imaging_state,
+        refine_zlp_interval_min=settings.serialem_refine_zlp_interval_min,
     )
     return SerialEMDriver(options, module=serialem_module)
 

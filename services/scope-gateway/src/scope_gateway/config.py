@@ -67,6 +67,17 @@ class GatewaySettings(ServiceSettings):
     #: SerialEM: where ``serialem_frames_folder`` is mounted on this computer.
     serialem_frames_local: Path | None = None
     serialem_save_copies: bool = False
+    #: SerialEM: ``external`` (this process, ``ConnectToSEM``) or ``embedded`` (inside
+    #: SerialEM's own Python).
+    serialem_mode: Literal["external", "embedded"] = "external"
+    #: SerialEM: the autoloader (Thermo/FEI slots, or JEOL's inventory).
+    serialem_autoloader: Literal["thermo", "jeol"] = "thermo"
+    #: SerialEM: the camera family, which decides how frame saving is switched.
+    serialem_camera: Literal["k3", "falcon", "de"] = "k3"
+    #: SerialEM: an Imaging State set before the atlas montage.
+    serialem_atlas_imaging_state: str | None = None
+    #: SerialEM: refine the zero-loss peak before a Record after this many minutes.
+    serialem_refine_zlp_interval_min: float | None = Field(None, gt=0, le=1440)
 
     @model_validator(mode="after")
     def _check(self) -> GatewaySettings:

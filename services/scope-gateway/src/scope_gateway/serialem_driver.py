@@ -1,114 +1,71 @@
 """The SerialEM driver: the gateway's :class:`~scope_gateway.driver.Microscope` over SerialEM.
 
-Every call into SerialEM's Python module goes through ONE worker thread (SerialEM runs one
-operation at a time, and two overlapping calls fail with "busy"), and each driver operation
-runs as one job on that thread, so its SerialEM calls are never interleaved with another's.
-Errors are translated in one place, :func:`translate_serialem_errors`:
+Every command it sends, with what it reports and where that is documented, is a row of
+:data:`~scope_gateway.serialem_commands.COMMANDS`; the connection, the single worker thread,
+STOP and reconnection are :mod:`scope_gateway.serialem_session`; the autoloaders are
+:mod:`scope_gateway.serialem_loader`. The conventions that matter on a real microscope:
 
-- ``SEMerror`` → :class:`~gridpilot.errors.ScopeError` with SerialEM's message (the step
-  failed; the gateway stays healthy);
-- ``SEMexited`` → :class:`~gridpilot.errors.OperatorTookOver` (the operator pressed STOP:
-  pause, never retry);
-- ``SEMmoduleError`` → :class:`~gridpilot.errors.TransientError` when SerialEM was busy or the
-  socket failed, else :class:`~gridpilot.errors.ScopeError`.
+- image shift is read in µm on the specimen with ``ReportSpecimenShift`` (``ReportImageShift``
+  reports image-shift units), and ``ImageShiftByMicrons`` reports 1 — having done nothing —
+  when the shift is over SerialEM's limit: that is a :class:`~gridpilot.errors.ScopeError`;
+- ``BufImageToStageMatrix(buf, 1)`` maps continuous image coordinates with (0, 0) at the
+  image's top-left corner: pixel (col, row) is at (col + ½, row + ½) (NavHelper.cpp 3121);
+- after ``Montage`` the overview (the atlas) is in buffer B; tiles are read back with
+  ``ReadMontagePiece(x, y, 0)`` (x, y from 1, y from the bottom row);
+- ``DriftWaitTask`` reports nothing: its result comes from ``GetWaitTaskDrift`` (nm/s and a
+  failure code), and the time it took from ``ReportClock``;
+- frames are switched on and off with the frame-saving flag of ``SetDoseFracParams``, for
+  K2/K3, Falcon and DE alike; ``ReportLastFrameFile`` reports (path, folder, name).
 
-The module is injected (``SerialEMDriver(module=fake)``) or imported as ``serialem`` on
-connect. The autoloader sequence follows SmartScope: check the slot, close the column valves,
-``LoadCartridge``, check again, open the valves. Abort takes effect between SerialEM calls: a
-single running call (a Record) cannot be interrupted from outside SerialEM.
+Abort takes effect between SerialEM calls: a single running call (a Record) cannot be
+interrupted from outside SerialEM.
 """
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from gridpilot.contracts import StagePosition
 from gridpilot.contracts.scope import Preset
-from gridpilot.errors import ConfigError, OperatorTookOver, ScopeError, TransientError
+from gridpilot.errors import OperatorTookOver, ScopeError, TransientError
 from gridpilot.storage.mrc import read_mrc
 
 from .driver import Affine, AtlasCapture, Capture, DriftOutcome, DriverName, InstrumentState
+from .serialem_loader import load_cartridge, loaded_slot, unload_cartridge
+from .serialem_session import SerialEMOptions, SerialEMSession, translate_serialem_errors
 
 __all__ = ["SerialEMDriver", "SerialEMOptions", "translate_serialem_errors"]
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 _NM_TO_A: Final[float] = 10.0
-_TRANSIENT_WORDS: Final[tuple[str, ...]] = ("busy", "socket", "connect", "communicat", "timed out")
 _EUCENTRIC_OPTION: Final[dict[str, int]] = {"rough": 1, "refine": 2, "both": 3}
 _AREA: Final[dict[str, str]] = {"search": "S", "view": "V", "record": "R"}
 _SHOT: Final[dict[str, str]] = {"search": "Search", "view": "View", "record": "Record"}
-_SLOT_ON_STAGE: Final[int] = 0
-_SLOT_EMPTY: Final[int] = -1
 _DRIFT_INTERVAL_S: Final[float] = 10.0
+_DRIFT_NO_ERROR: Final[int] = -1
+_DRIFT_TOO_LONG: Final[int] = 1
+_STAGE_MONTAGE: Final[int] = 1
+#: The frame-saving value of SetDoseFracParams #S per camera (DE: 16 = save summed frames).
+_SAVE_FRAMES: Final[dict[str, int]] = {"k3": 1, "falcon": 1, "de": 16}
+_TILE_BUFFER: Final[str] = "C"
 
 
-@contextmanager
-def translate_serialem_errors(module: Any, what: str) -> Iterator[None]:
-    """Map the ``serialem`` module's exceptions to gridpilot's error tree (the one place).
-
-    Args:
-        module: the ``serialem`` module (its exception classes are looked up on it).
-        what: the operation, named in the error message.
-    """
-    exited = getattr(module, "SEMexited", None)
-    sem_error = getattr(module, "SEMerror", None)
-    module_error = getattr(module, "SEMmoduleError", None)
-    try:
-        yield
-    except Exception as exc:
-        text = str(exc) or type(exc).__name__
-        if exited is not None and isinstance(exc, exited):
-            raise OperatorTookOver(f"SerialEM stopped during {what} ({text}): the operator took "
-                                   "over; the session pauses until they hand back control",
-                                   serialem_message=text) from None
-        if sem_error is not None and isinstance(exc, sem_error):
-            raise ScopeError(f"SerialEM failed {what}: {text}", serialem_message=text) from None
-        if module_error is not None and isinstance(exc, module_error):
-            if any(word in text.lower() for word in _TRANSIENT_WORDS):
-                raise TransientError(f"SerialEM could not run {what} now: {text}",
-                                     serialem_message=text) from None
-            raise ScopeError(f"SerialEM's Python module failed {what}: {text}",
-                             serialem_message=text) from None
-        if isinstance(exc, ConnectionError | TimeoutError):
-            raise TransientError(f"lost the connection to SerialEM during {what}: {text}") from None
-        raise
+def _values(reported: Any) -> tuple[Any, ...]:
+    return tuple(reported) if isinstance(reported, tuple | list) else (reported,)
 
 
-@dataclass(frozen=True)
-class SerialEMOptions:
-    """Where SerialEM is and where its files go.
-
-    Attributes:
-        host, port: SerialEM's external-Python socket (``EnableExternalPython 1``; 48888).
-        directory: SerialEM's working folder on its own computer (``SetDirectory``).
-        frames_folder: where SerialEM saves movie frames (on its computer).
-        frames_local: the same folder as mounted here, to read the frames back.
-        save_copies: keep an MRC copy of every image in SerialEM's folder (``SaveToOtherFile``).
-        record_exposure_s: exposure of a Record when the command does not give one.
-    """
-
-    host: str = "127.0.0.1"
-    port: int = 48888
-    directory: str | None = None
-    frames_folder: str | None = None
-    frames_local: Path | None = None
-    save_copies: bool = False
-    record_exposure_s: float = 2.5
+def _floats(reported: Any, n: int) -> tuple[float, ...]:
+    values = _values(reported)
+    if len(values) < n:
+        raise ScopeError(f"SerialEM reported {len(values)} values where {n} were expected")
+    return tuple(float(v) for v in values[:n])
 
 
 class SerialEMDriver:
@@ -118,41 +75,17 @@ class SerialEMDriver:
 
     def __init__(self, options: SerialEMOptions | None = None, *, module: Any = None) -> None:
         self.options = options or SerialEMOptions()
-        self._sem = module
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="serialem")
+        self.session = SerialEMSession(self.options, module)
         self._cancel = threading.Event()
-        self._busy = False
         self._connected = False
         self._shots = 0
-        self._stopped: OperatorTookOver | None = None
         self._state = InstrumentState(slot=None, stage=StagePosition(x_um=0.0, y_um=0.0),
                                       image_shift_um=(0.0, 0.0), defocus_um=0.0,
                                       target_defocus_um=-2.0, preset="atlas")
 
-    # ---- the single writer ---------------------------------------------------------------------
-    async def _run(self, what: str, job: Callable[[Any], T]) -> T:
-        """Run ``job(module)`` on the SerialEM thread, with errors translated.
-
-        A STOP noticed while only reading the state is raised here, before the next operation
-        sends anything to SerialEM.
-        """
-        if self._sem is None:
-            raise TransientError("not connected to SerialEM")
-        if self._stopped is not None:
-            stopped, self._stopped = self._stopped, None
-            raise stopped
-        sem = self._sem
-
-        def call() -> T:
-            with translate_serialem_errors(sem, what):
-                return job(sem)
-
-        self._busy = True
+    async def _run(self, what: str, job: Any) -> Any:
         self._cancel.clear()
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
-        finally:
-            self._busy = False
+        return await self.session.run(what, job)
 
     def _check_cancel(self, what: str) -> None:
         if self._cancel.is_set():
@@ -160,90 +93,89 @@ class SerialEMDriver:
 
     # ---- lifecycle -----------------------------------------------------------------------------
     async def connect(self) -> None:
-        if self._sem is None:
-            try:
-                self._sem = importlib.import_module("serialem")
-            except ImportError as exc:
-                raise ConfigError(
-                    "the serialem module is not installed; copy it from SerialEM's PythonModules "
-                    "folder or build it from mastcu/PythonModule, or use the twin driver") from exc
+        self.session.import_module()
         o = self.options
 
         def job(sem: Any) -> None:
-            sem.ConnectToSEM(o.port, o.host)
-            sem.NoMessageBoxOnError(1)
-            if o.directory:
-                sem.SetDirectory(o.directory)
-            sem.AllowFileOverwrite(1)
-            if o.frames_folder:
-                sem.SetFolderForFrames(o.frames_folder)
             sem.SetLowDoseMode(1)
+            if o.autoloader == "jeol":
+                sem.LongOperation("In")
             sem.Echo("gridpilot scope-gateway connected")
 
         await self._run("connect", job)
         self._connected = True
         await self._refresh()
-        logger.info("connected to SerialEM at %s:%d", o.host, o.port)
+        logger.info("connected to SerialEM (%s) at %s:%d", o.mode, o.host, o.port)
 
     async def close(self) -> None:
-        if self._connected:
+        if self._connected and not self.session.hands_off:
             def job(sem: Any) -> None:
                 sem.SetColumnOrGunValve(0)
                 sem.Exit(1)
             try:
                 await self._run("disconnect", job)
-            except (ScopeError, TransientError) as exc:
+            except (ScopeError, TransientError, OperatorTookOver) as exc:
                 logger.warning("SerialEM did not close cleanly: %s", exc.message)
-            self._connected = False
-        self._executor.shutdown(wait=True)
+        self._connected = False
+        self.session.shutdown()
 
     def connected(self) -> bool:
         return self._connected
 
-    # ---- operations ----------------------------------------------------------------------------
+    # ---- grids ---------------------------------------------------------------------------------
     async def load_grid(self, slot: int) -> None:
-        def job(sem: Any) -> None:
-            status = int(_first(sem.ReportSlotStatus(slot)))
-            if status == _SLOT_EMPTY:
-                raise ScopeError(f"autoloader slot {slot} is empty or unreadable")
-            if status == _SLOT_ON_STAGE:
-                return
-            self._wait_for_dewars(sem)
-            sem.SetColumnOrGunValve(0)
-            sem.LoadCartridge(slot)
-            if int(_first(sem.ReportSlotStatus(slot))) != _SLOT_ON_STAGE:
-                raise ScopeError(f"the cartridge of slot {slot} is not on the stage after "
-                                 "LoadCartridge; the column valves stay closed")
-            sem.SetColumnOrGunValve(1)
-
-        await self._run(f"loading slot {slot}", job)
+        await self._run(f"loading slot {slot}", lambda sem: load_cartridge(
+            sem, slot, self.options.autoloader, self._wait_for_dewars))
         await self._refresh(slot=slot)
 
+    async def unload_grid(self) -> int | None:
+        """Return the grid on the stage to the cassette; the slot it came from, or None."""
+        slot: int | None = await self._run("unloading the grid", lambda sem: unload_cartridge(
+            sem, self.options.autoloader))
+        self._state = InstrumentState(**{**self._state.__dict__, "slot": None})
+        return slot
+
+    async def loaded_slot(self) -> int | None:
+        """The slot whose grid is on the stage, as the autoloader reports it."""
+        slot: int | None = await self._run("reading the loaded slot", lambda sem: loaded_slot(
+            sem, self.options.autoloader))
+        return slot
+
+    # ---- atlas ---------------------------------------------------------------------------------
     async def atlas(self, tiles_x: int, tiles_y: int) -> AtlasCapture:
         self._shots += 1
         name = f"gridpilot_atlas_{self._shots:04d}.mrc"
 
         def job(sem: Any) -> AtlasCapture:
-            sem.SetLowDoseMode(0)
+            if self.options.atlas_imaging_state:
+                self._imaging_state(sem, self.options.atlas_imaging_state)
+            previous = int(float(_values(sem.SetLowDoseMode(0))[0]))
             sem.OpenNewMontage(tiles_x, tiles_y, name)
             try:
+                sem.SetMontageParams(_STAGE_MONTAGE)
+                pieces = int(float(_values(sem.ReportNumMontagePieces())[0]))
+                if pieces != tiles_x * tiles_y:
+                    raise ScopeError(f"SerialEM will take {pieces} montage pieces, not "
+                                     f"{tiles_x}×{tiles_y}")
                 sem.Montage()
-                stitched = self._capture(sem, "A", "atlas")
+                overview = self._capture(sem, "B", "atlas")
                 tiles = []
-                for i in range(tiles_x * tiles_y):
-                    self._check_cancel("atlas")
-                    sem.ReadFile(i, "B")
-                    tiles.append(self._capture(sem, "B", "atlas_tile", tile=(i % tiles_x,
-                                                                             i // tiles_x)))
+                for ix in range(1, tiles_x + 1):
+                    for iy in range(1, tiles_y + 1):
+                        self._check_cancel("atlas")
+                        sem.ReadMontagePiece(ix, iy, 0, _TILE_BUFFER)
+                        tiles.append(self._capture(sem, _TILE_BUFFER, "atlas_tile",
+                                                   tile=(ix - 1, tiles_y - iy)))
             finally:
                 sem.CloseFile()
-                sem.SetLowDoseMode(1)
-            return AtlasCapture(atlas=stitched, tiles=tiles)
+                sem.SetLowDoseMode(previous)
+            return AtlasCapture(atlas=overview, tiles=sorted(tiles, key=_tile_order))
 
-        capture = await self._run("the atlas montage", job)
+        capture: AtlasCapture = await self._run("the atlas montage", job)
         await self._refresh(preset="atlas")
         return capture
 
+    # ---- stage, height, focus, drift -----------------------------------------------------------
     async def move_stage(self, x_um: float, y_um: float, z_um: float | None) -> StagePosition:
         def job(sem: Any) -> None:
             self._wait_for_dewars(sem)
@@ -261,11 +193,11 @@ class SerialEMDriver:
 
     async def eucentric_height(self, mode: Literal["rough", "refine", "both"]) -> float:
         def job(sem: Any) -> float:
-            z0 = float(sem.ReportStageXYZ()[2])
+            z0 = _floats(sem.ReportStageXYZ(), 3)[2]
             sem.Eucentricity(_EUCENTRIC_OPTION[mode])
-            return float(sem.ReportStageXYZ()[2]) - z0
+            return _floats(sem.ReportStageXYZ(), 3)[2] - z0
 
-        dz = await self._run("eucentric height", job)
+        dz: float = await self._run("eucentric height", job)
         await self._refresh()
         return dz
 
@@ -273,38 +205,94 @@ class SerialEMDriver:
         def job(sem: Any) -> float:
             sem.SetTargetDefocus(float(target_defocus_um))
             sem.AutoFocus()
-            measured, status = (float(v) for v in tuple(sem.ReportAutoFocus())[:2])
+            measured, status = _floats(sem.ReportAutoFocus(), 2)
             if status != 0:
                 raise ScopeError(f"autofocus failed (ReportAutoFocus status {status:g}); the "
                                  "focus was not changed", measured_defocus_um=measured)
             return measured
 
-        measured = await self._run("autofocus", job)
+        measured: float = await self._run("autofocus", job)
         await self._refresh()
         return measured
 
+    async def change_focus(self, delta_um: float) -> float:
+        """Change the objective focus by ``delta_um`` (``ChangeFocus``); the focus after it."""
+        def job(sem: Any) -> float:
+            sem.ChangeFocus(float(delta_um))
+            return _floats(sem.ReportDefocus(), 1)[0]
+
+        focus: float = await self._run("the focus change", job)
+        await self._refresh()
+        return focus
+
     async def drift_wait(self, threshold_a_per_s: float, timeout_s: float) -> DriftOutcome:
         def job(sem: Any) -> DriftOutcome:
-            rate, waited, settled = (float(v) for v in tuple(sem.DriftWaitTask(
-                float(threshold_a_per_s), "A", float(timeout_s), _DRIFT_INTERVAL_S, 0, "F"))[:3])
-            return DriftOutcome(rate, bool(settled), waited)
+            start_s = _floats(sem.ReportClock(), 1)[0]
+            sem.DriftWaitTask(float(threshold_a_per_s), "A", float(timeout_s),
+                              _DRIFT_INTERVAL_S, _DRIFT_NO_ERROR, "F")
+            rate_nm_s, failed = _floats(sem.GetWaitTaskDrift(), 2)
+            waited_s = _floats(sem.ReportClock(), 1)[0] - start_s
+            if failed not in (0, _DRIFT_TOO_LONG):
+                raise ScopeError(f"the drift measurement failed (GetWaitTaskDrift code "
+                                 f"{failed:g})", drift_nm_per_s=rate_nm_s)
+            return DriftOutcome(rate_nm_s * _NM_TO_A, failed == 0, waited_s)
 
-        return await self._run("the drift wait", job)
+        outcome: DriftOutcome = await self._run("the drift wait", job)
+        return outcome
 
+    # ---- image shift ---------------------------------------------------------------------------
     async def image_shift(self, dx_um: float, dy_um: float, absolute: bool) -> tuple[float, float]:
         def job(sem: Any) -> tuple[float, float]:
             dx, dy = float(dx_um), float(dy_um)
             if absolute:
-                x0, y0 = (float(v) for v in tuple(sem.ReportImageShift())[:2])
+                x0, y0 = _specimen_shift(sem)
                 dx, dy = dx - x0, dy - y0
-            sem.ImageShiftByMicrons(dx, dy)
-            x, y = (float(v) for v in tuple(sem.ReportImageShift())[:2])
-            return x, y
+            if float(_values(sem.ImageShiftByMicrons(dx, dy))[0]) != 0:
+                raise ScopeError(f"SerialEM refused an image shift by ({dx:.2f}, {dy:.2f}) µm: "
+                                 "it would exceed its image-shift limit; nothing moved",
+                                 dx_um=dx, dy_um=dy)
+            return _specimen_shift(sem)
 
-        shift = await self._run("the image shift", job)
+        shift: tuple[float, float] = await self._run("the image shift", job)
         await self._refresh()
         return shift
 
+    async def reset_image_shift(self) -> StagePosition:
+        """Zero the image shift and move the stage to keep the same area (``ResetImageShift``)."""
+        await self._run("resetting the image shift", lambda sem: sem.ResetImageShift())
+        return (await self._refresh()).stage
+
+    async def center_on(self, reference: str = "B", *, move: bool = True) -> tuple[float, float]:
+        """Align buffer A to ``reference`` (``AlignTo``) and, with ``move``, shift the image so
+        the area matches it (centring on a hole); returns the shift on the specimen, µm."""
+        def job(sem: Any) -> tuple[float, float]:
+            sem.AlignTo(reference, 0 if move else 1)
+            values = _floats(sem.ReportAlignShift(), 6)
+            return values[4] / 1e3, values[5] / 1e3
+
+        shift: tuple[float, float] = await self._run("the alignment", job)
+        await self._refresh()
+        return shift
+
+    # ---- optics --------------------------------------------------------------------------------
+    async def go_to_imaging_state(self, name: str) -> None:
+        """Set a named Imaging State (``GoToImagingState``; its failure code checked)."""
+        await self._run(f"imaging state {name!r}", lambda sem: self._imaging_state(sem, name))
+
+    async def set_optics(self, *, magnification: float | None = None,
+                         spot_size: int | None = None, percent_c2: float | None = None) -> None:
+        """Set magnification (``SetMag``), spot size and C2 (``SetPercentC2``) directly."""
+        def job(sem: Any) -> None:
+            if magnification is not None:
+                sem.SetMag(float(magnification))
+            if spot_size is not None:
+                sem.SetSpotSize(int(spot_size))
+            if percent_c2 is not None:
+                sem.SetPercentC2(float(percent_c2))
+
+        await self._run("the optics", job)
+
+    # ---- acquisition ---------------------------------------------------------------------------
     async def acquire(self, preset: Literal["search", "view", "record"], frames: int,
                       dose_e_per_a2: float | None, exposure_time_s: float | None) -> Capture:
         self._shots += 1
@@ -314,64 +302,87 @@ class SerialEMDriver:
             self._wait_for_dewars(sem)
             sem.GoToLowDoseArea(_AREA[preset])
             if preset == "record":
-                exposure_s = float(exposure_time_s if exposure_time_s is not None
-                                   else self.options.record_exposure_s)
-                sem.SetExposure("R", exposure_s)
-                if frames > 1:
-                    sem.SetDoseFracParams("R", 1, 1, 0)
-                    sem.SetFrameTime("R", exposure_s / frames)
-                else:
-                    sem.SetDoseFracParams("R", 0)
+                self._prepare_record(sem, frames, exposure_time_s)
             self._check_cancel("acquire")
             getattr(sem, _SHOT[preset])()
-            capture = self._capture(sem, "A", preset, dose_e_per_a2=dose_e_per_a2)
+            capture = self._capture(sem, "A", preset)
             if preset == "record" and frames > 1:
                 capture = self._with_frames(sem, capture)
             if self.options.save_copies:
                 sem.SaveToOtherFile("A", "MRC", "NONE", f"gridpilot_{preset}_{shot:05d}.mrc")
             return capture
 
-        capture = await self._run(f"the {preset} acquisition", job)
+        capture: Capture = await self._run(f"the {preset} acquisition", job)
         await self._refresh(preset=preset)
         return capture
 
+    async def multiple_records(self, shots: int, radius_um: float, *,
+                               centre: bool = False) -> int:
+        """Several Records around the hole by image shift (``MultipleRecords``); their count."""
+        def job(sem: Any) -> int:
+            sem.GoToLowDoseArea("R")
+            return int(_floats(sem.MultipleRecords(int(shots), 1 if centre else 0,
+                                                   float(radius_um)), 1)[0])
+
+        count: int = await self._run("multiple records", job)
+        await self._refresh(preset="record")
+        return count
+
     async def state(self) -> InstrumentState:
-        if self._busy or not self._connected:
+        if self.session.busy or not self._connected or self.session.hands_off:
             return self._state
         return await self._refresh()
 
     async def abort(self) -> bool:
-        if not self._busy:
+        if not self.session.busy:
             return False
         self._cancel.set()
         return True
 
     # ---- helpers (run on the SerialEM thread) --------------------------------------------------
     def _wait_for_dewars(self, sem: Any) -> None:
-        while float(sem.AreDewarsFilling()) > 0:
+        while _floats(sem.AreDewarsFilling(), 1)[0] > 0:
             self._check_cancel("waiting for the dewars")
             logger.info("SerialEM reports the dewars filling; waiting")
             sem.Delay(_DRIFT_INTERVAL_S)
 
-    def _capture(self, sem: Any, buf: str, kind: Any, *, tile: tuple[int, int] | None = None,
-                 dose_e_per_a2: float | None = None) -> Capture:
+    def _imaging_state(self, sem: Any, name: str) -> None:
+        code = _floats(sem.GoToImagingState(name), 1)[0]
+        if code != 0:
+            raise ScopeError(f"SerialEM could not set the imaging state {name!r} "
+                             f"(GoToImagingState code {code:g})", imaging_state=name)
+
+    def _prepare_record(self, sem: Any, frames: int, exposure_time_s: float | None) -> None:
+        o = self.options
+        if o.refine_zlp_interval_min is not None:
+            sem.RefineZLP(float(o.refine_zlp_interval_min))
+        exposure_s = float(exposure_time_s if exposure_time_s is not None
+                           else o.record_exposure_s)
+        sem.SetExposure("R", exposure_s)
+        if frames > 1:
+            sem.SetDoseFracParams("R", 1, _SAVE_FRAMES[o.camera], 0)
+            sem.SetFrameTime("R", exposure_s / frames)
+        else:
+            sem.SetDoseFracParams("R", 0, 0)
+
+    def _capture(self, sem: Any, buf: str, kind: Any, *,
+                 tile: tuple[int, int] | None = None) -> Capture:
         data: npt.NDArray[np.float32] = np.asarray(sem.bufferImage(buf), dtype=np.float32)
-        props = tuple(sem.ImageProperties(buf))
-        a11, a12, a21, a22, cx, cy = (float(v) for v in tuple(sem.BufImageToStageMatrix(buf, 1))[:6])
-        h, w = data.shape[-2:]
-        cc, cr = (w - 1) / 2.0, (h - 1) / 2.0
-        affine: Affine = ((a11, a12, cx - a11 * cc - a12 * cr), (a21, a22, cy - a21 * cc - a22 * cr))
-        x, y, z = (float(v) for v in tuple(sem.ReportStageXYZ())[:3])
+        _, _, _, exposure_s, pixel_nm, _ = _floats(sem.ImageProperties(buf), 6)
+        a11, a12, a21, a22, dx, dy = _floats(sem.BufImageToStageMatrix(buf, 1), 6)
+        affine: Affine = ((a11, a12, dx + 0.5 * (a11 + a12)), (a21, a22, dy + 0.5 * (a21 + a22)))
+        dose, mag = _floats(sem.ImageConditions(buf), 2)
+        x, y, z = _floats(sem.ReportStageXYZ(), 3)
         return Capture(
-            kind=kind, data=data, pixel_size_a=float(props[4]) * _NM_TO_A,
-            magnification=int(_first(sem.ReportMag())),
-            stage=StagePosition(x_um=x, y_um=y, z_um=z, tilt_deg=float(sem.ReportTiltAngle())),
-            image_to_stage=affine, target_defocus_um=float(sem.ReportTargetDefocus()),
-            dose_e_per_a2=dose_e_per_a2, exposure_time_s=float(props[3]), tile=tile,
+            kind=kind, data=data, pixel_size_a=pixel_nm * _NM_TO_A, magnification=int(mag),
+            stage=StagePosition(x_um=x, y_um=y, z_um=z,
+                                tilt_deg=_floats(sem.ReportTiltAngle(), 1)[0]),
+            image_to_stage=affine, target_defocus_um=_floats(sem.ReportTargetDefocus(), 1)[0],
+            dose_e_per_a2=dose, exposure_time_s=exposure_s, tile=tile,
         )
 
     def _with_frames(self, sem: Any, capture: Capture) -> Capture:
-        remote = str(sem.ReportLastFrameFile())
+        remote = str(_values(sem.ReportLastFrameFile())[0])
         local = self._local_path(remote)
         if local is None or not local.is_file():
             logger.warning("frames saved by SerialEM at %s are not readable here; storing the "
@@ -392,27 +403,36 @@ class SerialEMDriver:
     async def _refresh(self, *, slot: int | None = None,
                        preset: Preset | None = None) -> InstrumentState:
         def job(sem: Any) -> InstrumentState:
-            x, y, z = (float(v) for v in tuple(sem.ReportStageXYZ())[:3])
-            isx, isy = (float(v) for v in tuple(sem.ReportImageShift())[:2])
+            x, y, z = _floats(sem.ReportStageXYZ(), 3)
             return InstrumentState(
                 slot=slot if slot is not None else self._state.slot,
-                stage=StagePosition(x_um=x, y_um=y, z_um=z, tilt_deg=float(sem.ReportTiltAngle())),
-                image_shift_um=(isx, isy), defocus_um=float(sem.ReportDefocus()),
-                target_defocus_um=float(sem.ReportTargetDefocus()),
+                stage=StagePosition(x_um=x, y_um=y, z_um=z,
+                                    tilt_deg=_floats(sem.ReportTiltAngle(), 1)[0]),
+                image_shift_um=_specimen_shift(sem),
+                defocus_um=_floats(sem.ReportDefocus(), 1)[0],
+                target_defocus_um=_floats(sem.ReportTargetDefocus(), 1)[0],
                 preset=preset if preset is not None else self._state.preset,
-                dewars_filling=float(sem.AreDewarsFilling()) > 0,
+                dewars_filling=_floats(sem.AreDewarsFilling(), 1)[0] > 0,
             )
 
         try:
-            self._state = await self._run("reading the state", job)
+            self._state = await self.session.run("reading the state", job, operation=False)
         except OperatorTookOver as exc:
             # Reading the state must not hide the STOP: the next operation raises it.
-            self._stopped = exc
+            self.session.note_stop(exc)
         return self._state
 
 
-def _first(value: Any) -> float:
-    """The first reported value (SerialEM returns one value or a tuple of them)."""
-    if isinstance(value, tuple | list):
-        return float(value[0])
-    return float(value)
+def _specimen_shift(sem: Any) -> tuple[float, float]:
+    """The image shift in µm on the specimen; a ScopeError when SerialEM has no calibration."""
+    reported = sem.ReportSpecimenShift()
+    if reported is None:
+        raise ScopeError("SerialEM has no image-shift-to-specimen calibration at this "
+                         "magnification (ReportSpecimenShift reported nothing)")
+    x, y = _floats(reported, 2)
+    return x, y
+
+
+def _tile_order(capture: Capture) -> tuple[int, int]:
+    col, row = capture.tile or (0, 0)
+    return row, col
