@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -218,6 +220,33 @@ def test_a_new_script_after_stop_or_exit_resets_the_script_settings(tmp_path: Pa
         assert sem.message_boxes == 1  # no NoMessageBoxOnError in this script
     finally:
         sem.close()
+
+
+def test_a_stop_interrupts_the_running_call_and_overlapping_calls_are_refused(
+        tmp_path: Path) -> None:
+    twin = TwinMicroscope(timing=TimingModel(speedup=1.0), optics=TwinOptics.tiny())
+    sem = FakeSerialEM(twin, directory=tmp_path)
+    outcome: list[BaseException] = []
+
+    def delay() -> None:
+        try:
+            sem.Delay(600.0)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=delay)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10.0
+        while twin.state().busy_with != "idle" and time.monotonic() < deadline:
+            time.sleep(0.005)  # polls a condition; the call runs for 600 s unless stopped
+        with pytest.raises(SEMmoduleError, match="one operation at a time"):
+            sem.ReportStageXYZ()
+    finally:
+        sem.press_stop()
+        worker.join()
+        sem.close()
+    assert isinstance(outcome[0], SEMexited) and str(outcome[0]) == "User STOP"
 
 
 def test_connect_to_sem_sets_the_address_on_the_first_use_only(tmp_path: Path) -> None:

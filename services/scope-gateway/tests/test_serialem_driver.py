@@ -16,6 +16,7 @@ import pytest
 from scipy import ndimage
 
 from gridpilot.errors import ScopeError
+from gridpilot.storage import ObjectStore
 from gridpilot_sim import GridSpec, SquareFractions, apply_affine
 from gridpilot_sim.instrument.cassette import CassetteSlot
 from gridpilot_sim.instrument.imperfections import ImperfectionProfile
@@ -23,7 +24,6 @@ from gridpilot_sim.instrument.microscope import TwinMicroscope
 from gridpilot_sim.instrument.presets import TwinOptics
 from gridpilot_sim.instrument.render_scope import world_for
 from gridpilot_sim.instrument.timing import TimingModel
-from gridpilot.storage import ObjectStore
 from scope_gateway.app import create_app
 from scope_gateway.config import GatewaySettings
 from scope_gateway.fake_serialem import FakeSerialEM

@@ -24,9 +24,9 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from gridpilot.storage.mrc import write_mrc
 from gridpilot_sim.instrument.microscope import TwinImage
 from gridpilot_sim.instrument.presets import PresetName
-from gridpilot.storage.mrc import write_mrc
 
 from .fake_serialem_base import (
     Args,
@@ -374,8 +374,11 @@ def _summed(image: TwinImage) -> npt.NDArray[np.float32]:
 
 def _phase_shift_px(moving: npt.NDArray[np.float32],
                     reference: npt.NDArray[np.float32]) -> tuple[float, float]:
-    """(dx, dy) pixels that ``moving`` is displaced by relative to ``reference``."""
-    f = np.fft.fft2(moving - moving.mean()) * np.conj(np.fft.fft2(reference - reference.mean()))
+    """(dx, dy) pixels that ``moving`` is displaced by relative to ``reference`` (windowed
+    phase correlation, to the nearest pixel)."""
+    window = np.outer(np.hanning(moving.shape[0]), np.hanning(moving.shape[1]))
+    f = (np.fft.fft2((moving - moving.mean()) * window)
+         * np.conj(np.fft.fft2((reference - reference.mean()) * window)))
     corr = np.fft.ifft2(f / np.maximum(np.abs(f), 1e-12)).real
     row, col = np.unravel_index(int(np.argmax(corr)), corr.shape)
     h, w = corr.shape
