@@ -156,3 +156,25 @@ async def test_state_readiness_and_openapi_are_served(gateway_client: httpx.Asyn
     assert ready["checks"]["microscope"] is True
     paths = (await gateway_client.get("/openapi.json")).json()["paths"]
     assert {"/v1/lease", "/v1/commands/{verb}", "/v1/state"} <= set(paths)
+
+
+async def test_reset_image_shift_moves_the_stage_by_it_and_is_refused_past_the_limits(
+        gateway_client: httpx.AsyncClient, helpers: Any) -> None:
+    await _take(gateway_client)
+    await helpers.command(gateway_client, "move_stage", x_um=100.0, y_um=0.0)
+    await helpers.command(gateway_client, "image_shift", dx_um=5.0, dy_um=-2.0)
+    reset = await helpers.command(gateway_client, "reset_image_shift")
+    assert reset.status_code == 200, reset.json()
+    assert (reset.json()["result"]["stage"]["x_um"], reset.json()["result"]["stage"]["y_um"]) == (
+        105.0, -2.0)
+    assert reset.json()["state"]["image_shift_um"] == [0.0, 0.0]
+    before = reset.json()["state"]["defocus_um"]
+    focused = await helpers.command(gateway_client, "change_focus", delta_um=-0.5)
+    assert focused.json()["result"]["defocus_um"] == before - 0.5
+    assert (await helpers.command(gateway_client, "change_focus", delta_um=-12.0)).status_code == 422
+    await helpers.command(gateway_client, "move_stage", x_um=972.0, y_um=0.0)
+    await helpers.command(gateway_client, "image_shift", dx_um=5.0, dy_um=0.0)
+    refused = await helpers.command(gateway_client, "reset_image_shift")
+    assert refused.status_code == 403 and "977.0 µm from the centre" in refused.json()["message"]
+    state = (await gateway_client.get("/v1/state")).json()
+    assert state["stage"]["x_um"] == 972.0 and state["image_shift_um"] == [5.0, 0.0]

@@ -186,6 +186,20 @@ async def test_image_shift_is_read_in_microns_on_the_specimen_not_in_is_units(
     assert state["image_shift_um"] == pytest.approx([2.0, 1.0])
 
 
+async def test_reset_image_shift_and_change_focus_go_through_serialem(
+        client: httpx.AsyncClient, fake: RecordingFake, helpers: Any) -> None:
+    await _ok(client, helpers, "load_grid", slot=1, grid_id="g1")
+    await _ok(client, helpers, "move_stage", x_um=30.0, y_um=10.0)
+    await _ok(client, helpers, "image_shift", dx_um=1.0, dy_um=-0.5)
+    stage = (await _ok(client, helpers, "reset_image_shift"))["stage"]
+    assert (stage["x_um"], stage["y_um"]) == pytest.approx((31.0, 9.5))
+    assert fake.twin.state().image_shift_um == (0.0, 0.0) and "ResetImageShift" in fake.calls
+    focus = fake.twin.state().focus_um
+    await _ok(client, helpers, "change_focus", delta_um=-0.8)
+    assert fake.args_of("ChangeFocus") == [(-0.8,)]
+    assert fake.twin.state().focus_um == pytest.approx(focus - 0.8)
+
+
 async def test_an_image_shift_serialem_skips_over_its_limit_fails_clearly(
         client: httpx.AsyncClient, fake: FakeSerialEM, helpers: Any) -> None:
     await _ok(client, helpers, "load_grid", slot=1, grid_id="g1")

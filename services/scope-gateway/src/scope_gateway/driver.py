@@ -140,6 +140,12 @@ class Microscope(Protocol):
     async def image_shift(self, dx_um: float, dy_um: float, absolute: bool) -> tuple[float, float]:
         """Shift the image; returns the image shift now (µm)."""
 
+    async def reset_image_shift(self) -> StagePosition:
+        """Zero the image shift and move the stage to keep the same area; the stage after."""
+
+    async def change_focus(self, delta_um: float) -> float:
+        """Change the objective focus by ``delta_um``; returns the focus reading after it."""
+
     async def acquire(self, preset: Literal["search", "view", "record"], frames: int,
                       dose_e_per_a2: float | None, exposure_time_s: float | None) -> Capture:
         """One image with a low-dose preset (a movie with ``record`` and frames > 1)."""

@@ -9,7 +9,8 @@ subjects ``scope.<scope_id>.<verb>``. In order, before anything moves:
 4. a repeated ``(session, command_id)`` gets the first answer (``repeated=True``), waiting for
    it when the first is still running;
 5. the microscope must not be paused by its operator (else ``OperatorTookOver``);
-6. a stage or image-shift target must lie inside the limits (else ``UnsafeCommand``).
+6. a stage or image-shift target must lie inside the limits (else ``UnsafeCommand``); for
+   ``reset_image_shift`` the stage target is the stage plus the image shift.
 
 Then one operation runs at a time (``abort`` and ``state`` do not wait), acquisitions are
 stored and announced, and the reply carries the result and the state.
@@ -39,10 +40,12 @@ from gridpilot.contracts.scope import (
     AtlasResult,
     AutofocusParams,
     AutofocusResult,
+    ChangeFocusParams,
     DriftWaitParams,
     DriftWaitResult,
     EucentricParams,
     EucentricResult,
+    FocusResult,
     ImageShiftParams,
     ImageShiftResult,
     LoadGridParams,
@@ -152,7 +155,8 @@ class Gateway:
             self._current_verb = command.verb
             try:
                 state = await self.driver.state()
-                check_limits(self.limits, command.verb, params, state.image_shift_um)
+                check_limits(self.limits, command.verb, params, state.image_shift_um,
+                             stage_um=(state.stage.x_um, state.stage.y_um))
                 return await self._dispatch(command, params)
             except OperatorTookOver:
                 self.paused_by_operator = True
@@ -193,6 +197,11 @@ class Gateway:
         if isinstance(params, ImageShiftParams):
             shift = await d.image_shift(params.dx_um, params.dy_um, params.absolute)
             return ImageShiftResult(image_shift_um=shift)
+        if command.verb == "reset_image_shift":
+            return StageResult(stage=await d.reset_image_shift())
+        if isinstance(params, ChangeFocusParams):
+            await d.change_focus(params.delta_um)
+            return FocusResult(defocus_um=(await d.state()).defocus_um)
         if isinstance(params, AcquireParams):
             capture = await d.acquire(params.preset, params.frames, params.total_dose_e_per_a2,
                                       params.exposure_time_s)

@@ -92,7 +92,8 @@ def check_stage_target(limits: StageLimits, *, x_um: float, y_um: float,
 
 
 def check_limits(limits: StageLimits, verb: str, params: Message,
-                 image_shift_um: tuple[float, float]) -> None:
+                 image_shift_um: tuple[float, float],
+                 stage_um: tuple[float, float] = (0.0, 0.0)) -> None:
     """Raise :class:`UnsafeCommand` when a parsed command would leave the limits.
 
     Args:
@@ -100,8 +101,12 @@ def check_limits(limits: StageLimits, verb: str, params: Message,
         verb: the command's verb.
         params: its parsed parameters.
         image_shift_um: the current image shift, for relative image shifts.
+        stage_um: the current stage (x, y): ``reset_image_shift`` moves it by the image shift.
     """
-    if isinstance(params, MoveStageParams):
+    if verb == "reset_image_shift":
+        check_stage_target(limits, x_um=stage_um[0] + image_shift_um[0],
+                           y_um=stage_um[1] + image_shift_um[1], z_um=None)
+    elif isinstance(params, MoveStageParams):
         check_stage_target(limits, x_um=params.x_um, y_um=params.y_um, z_um=params.z_um)
     elif isinstance(params, TiltParams):
         if not abs(params.angle_deg) <= limits.tilt_limit_deg:

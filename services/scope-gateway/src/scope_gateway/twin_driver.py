@@ -82,6 +82,17 @@ class TwinDriver:
     async def image_shift(self, dx_um: float, dy_um: float, absolute: bool) -> tuple[float, float]:
         return await self.twin.image_shift(dx_um, dy_um, absolute=absolute)
 
+    async def reset_image_shift(self) -> StagePosition:
+        s = self.twin.state()
+        x_um, y_um = s.image_shift_um
+        await self.twin.move_stage(s.stage.x_um + x_um, s.stage.y_um + y_um)
+        await self.twin.image_shift(0.0, 0.0, absolute=True)
+        return _stage(self.twin.state().stage)
+
+    async def change_focus(self, delta_um: float) -> float:
+        self.twin.set_focus(self.twin.state().focus_um + delta_um)
+        return self.twin.state().focus_um
+
     async def acquire(self, preset: Literal["search", "view", "record"], frames: int,
                       dose_e_per_a2: float | None, exposure_time_s: float | None) -> Capture:
         image = await self.twin.acquire(preset, frames=frames, dose_e_per_a2=dose_e_per_a2,

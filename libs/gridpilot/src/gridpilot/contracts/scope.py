@@ -34,10 +34,12 @@ __all__ = [
     "AtlasResult",
     "AutofocusParams",
     "AutofocusResult",
+    "ChangeFocusParams",
     "DriftWaitParams",
     "DriftWaitResult",
     "EucentricParams",
     "EucentricResult",
+    "FocusResult",
     "ImageAcquired",
     "ImageKind",
     "ImageShiftParams",
@@ -130,6 +132,12 @@ class ImageShiftParams(Message):
     absolute: bool = False
 
 
+class ChangeFocusParams(Message):
+    """Change the objective focus by ``delta_um`` (e.g. the defocus after an image shift)."""
+
+    delta_um: float = Field(ge=-10.0, le=10.0)
+
+
 class AcquireParams(Message):
     """An acquisition with one of the low-dose presets (``record`` saves a movie)."""
 
@@ -150,6 +158,9 @@ SCOPE_VERBS: dict[str, type[Message]] = {
     "autofocus": AutofocusParams,
     "drift_wait": DriftWaitParams,
     "image_shift": ImageShiftParams,
+    #: Zero the image shift and move the stage to keep the same area (limits checked first).
+    "reset_image_shift": NoParams,
+    "change_focus": ChangeFocusParams,
     "acquire": AcquireParams,
     "state": NoParams,
     "abort": NoParams,
@@ -265,6 +276,11 @@ class ImageShiftResult(Message):
     image_shift_um: tuple[float, float]
 
 
+class FocusResult(Message):
+    #: The defocus at the specimen after the change, µm (negative = underfocus).
+    defocus_um: float
+
+
 class AcquireResult(Message):
     image: ImageAcquired
 
@@ -284,6 +300,8 @@ SCOPE_RESULTS: dict[str, type[Message]] = {
     "autofocus": AutofocusResult,
     "drift_wait": DriftWaitResult,
     "image_shift": ImageShiftResult,
+    "reset_image_shift": StageResult,
+    "change_focus": FocusResult,
     "acquire": AcquireResult,
     "state": NoResult,
     "abort": AbortResult,
