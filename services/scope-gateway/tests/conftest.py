@@ -92,6 +92,24 @@ async def command(client: httpx.AsyncClient, verb: str, session_id: str = "s1",
     return await client.post(f"/v1/commands/{verb}", json=body)
 
 
+async def ok(client: httpx.AsyncClient, verb: str, session_id: str = "s1",
+             **params: Any) -> dict[str, Any]:
+    """POST one command that must succeed; its result."""
+    reply = await command(client, verb, session_id, **params)
+    assert reply.status_code == 200, reply.json()
+    result: dict[str, Any] = reply.json()["result"]
+    return result
+
+
+@asynccontextmanager
+async def serving_serialem(settings: GatewaySettings,
+                           module: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A gateway over a ``serialem`` module (the conformance model), leased to session s1."""
+    async with serving(create_app(settings, serialem_module=module)) as client:
+        assert (await client.post("/v1/lease", json={"session_id": "s1"})).status_code == 200
+        yield client
+
+
 async def eventually(check: Callable[[], Any], *, timeout_s: float = 10.0) -> None:
     """Poll an async or sync condition until it holds (a readiness wait, never a timing)."""
     deadline = time.monotonic() + timeout_s
@@ -113,6 +131,8 @@ def helpers() -> Any:
     class Helpers:
         serving = staticmethod(serving)
         command = staticmethod(command)
+        ok = staticmethod(ok)
+        serving_serialem = staticmethod(serving_serialem)
         eventually = staticmethod(eventually)
 
     return Helpers

@@ -63,7 +63,7 @@ def _fake(tmp_path: Path, vendor: Vendor = "thermo", **kwargs: Any) -> FakeSeria
         return rendered
 
     twin.atlas = atlas_once  # type: ignore[method-assign]
-    twin.acquire = image_once  # type: ignore[method-assign,assignment]
+    twin.acquire = image_once  # type: ignore[method-assign]
     return FakeSerialEM(twin, vendor=vendor, directory=tmp_path / "serialem", **kwargs)
 
 
@@ -104,7 +104,7 @@ def vendor(request: pytest.FixtureRequest) -> Vendor:
 @pytest.mark.parametrize("row", list(COMMANDS.values()), ids=list(COMMANDS))
 def test_each_command_takes_and_reports_what_serialem_says(row: SEMCommand, tmp_path: Path) -> None:
     for vendor in (("thermo", "jeol") if row.name in _LOADER_ROWS else ("thermo",)):
-        sem = _ready(tmp_path / vendor, vendor)  # type: ignore[arg-type]
+        sem = _ready(tmp_path / vendor, vendor)
         try:
             function = getattr(sem, row.name)
             assert _shape(function(*row.probe)) in row.reports, (row.name, vendor)

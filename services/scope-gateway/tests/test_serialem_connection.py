@@ -3,11 +3,10 @@ the two autoloaders behind one verb, and the driver's calls beyond today's verbs
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from gridpilot.errors import OperatorTookOver, ScopeError, TransientError
@@ -16,7 +15,6 @@ from gridpilot_sim.instrument.cassette import CassetteSlot
 from gridpilot_sim.instrument.microscope import TwinMicroscope
 from gridpilot_sim.instrument.presets import TwinOptics
 from gridpilot_sim.instrument.timing import TimingModel
-from scope_gateway.app import create_app
 from scope_gateway.config import GatewaySettings
 from scope_gateway.fake_serialem import FakeSerialEM, SEMerror, SEMexited, SEMmoduleError
 from scope_gateway.fake_serialem_loader import Vendor
@@ -35,30 +33,21 @@ def _fake(tmp_path: Path, **kwargs: Any) -> FakeSerialEM:
     return FakeSerialEM(twin, directory=tmp_path / "serialem", **kwargs)
 
 
-async def _gateway(make_settings: Callable[..., GatewaySettings], fake: FakeSerialEM,
-                   tmp_path: Path, helpers: Any, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
-    values: dict[str, Any] = {"driver": "serialem", "serialem_directory": "D:/gridpilot",
-                              "serialem_frames_folder": str(tmp_path / "frames"),
-                              "serialem_frames_local": tmp_path / "frames", **settings}
-    async with helpers.serving(create_app(make_settings(**values), serialem_module=fake)) as http:
-        assert (await http.post("/v1/lease", json={"session_id": "s1"})).status_code == 200
-        yield http
-
-
-async def _ok(http: httpx.AsyncClient, helpers: Any, verb: str, **params: Any) -> dict[str, Any]:
-    reply = await helpers.command(http, verb, **params)
-    assert reply.status_code == 200, reply.json()
-    result: dict[str, Any] = reply.json()["result"]
-    return result
+def _settings(make_settings: Callable[..., GatewaySettings], tmp_path: Path,
+              **overrides: Any) -> GatewaySettings:
+    return make_settings(**{"driver": "serialem", "serialem_directory": "D:/gridpilot",
+                            "serialem_frames_folder": str(tmp_path / "frames"),
+                            "serialem_frames_local": tmp_path / "frames", **overrides})
 
 
 async def test_an_external_gateway_connects_to_the_configured_socket_first(
         make_settings: Callable[..., GatewaySettings], tmp_path: Path, helpers: Any) -> None:
     sem = _fake(tmp_path)
     try:
-        async for http in _gateway(make_settings, sem, tmp_path, helpers,
-                                   serialem_host="10.0.0.7", serialem_port=48890):
-            await _ok(http, helpers, "load_grid", slot=5, grid_id="g5")
+        settings = _settings(make_settings, tmp_path, serialem_host="10.0.0.7",
+                             serialem_port=48890)
+        async with helpers.serving_serialem(settings, sem) as http:
+            await helpers.ok(http, "load_grid", slot=5, grid_id="g5")
     finally:
         sem.close()
     assert sem.calls[:1 + len(_SETTINGS)] == ["ConnectToSEM", *_SETTINGS]
@@ -69,10 +58,10 @@ async def test_an_embedded_gateway_uses_serialem_s_own_connection(
         make_settings: Callable[..., GatewaySettings], tmp_path: Path, helpers: Any) -> None:
     sem = _fake(tmp_path, embedded=True)
     try:
-        async for http in _gateway(make_settings, sem, tmp_path, helpers,
-                                   serialem_mode="embedded"):
-            await _ok(http, helpers, "load_grid", slot=5, grid_id="g5")
-            assert (await _ok(http, helpers, "move_stage", x_um=5.0, y_um=1.0))["stage"]["x_um"] == 5.0
+        async with helpers.serving_serialem(
+                _settings(make_settings, tmp_path, serialem_mode="embedded"), sem) as http:
+            await helpers.ok(http, "load_grid", slot=5, grid_id="g5")
+            assert (await helpers.ok(http, "move_stage", x_um=5.0, y_um=1.0))["stage"]["x_um"] == 5.0
     finally:
         sem.close()
     assert "ConnectToSEM" not in sem.calls and sem.connected_to == ("127.0.0.1", 48889)
@@ -82,8 +71,8 @@ async def test_after_a_stop_nothing_is_sent_until_resume_and_the_settings_are_se
         make_settings: Callable[..., GatewaySettings], tmp_path: Path, helpers: Any) -> None:
     sem = _fake(tmp_path)
     try:
-        async for http in _gateway(make_settings, sem, tmp_path, helpers):
-            await _ok(http, helpers, "load_grid", slot=5, grid_id="g5")
+        async with helpers.serving_serialem(_settings(make_settings, tmp_path), sem) as http:
+            await helpers.ok(http, "load_grid", slot=5, grid_id="g5")
             sem.inject_error("MoveStageTo", "User STOP", kind="exited")
             stopped = await helpers.command(http, "move_stage", command_id="m1", x_um=5.0, y_um=5.0)
             assert stopped.status_code == 409 and stopped.json()["error"] == "operator_took_over"
@@ -93,9 +82,9 @@ async def test_after_a_stop_nothing_is_sent_until_resume_and_the_settings_are_se
             assert again.status_code == 409 and again.json()["repeated"] is True
             refused = await helpers.command(http, "acquire", preset="search")
             assert refused.status_code == 409 and "resume" in refused.json()["message"]
-            await _ok(http, helpers, "resume")
+            await helpers.ok(http, "resume")
             assert len(sem.calls) == sent  # the operator keeps control: not even state reads
-            moved = await _ok(http, helpers, "move_stage", x_um=5.0, y_um=5.0)
+            moved = await helpers.ok(http, "move_stage", x_um=5.0, y_um=5.0)
             assert moved["stage"]["x_um"] == 5.0
             assert sem.calls[sent:sent + len(_SETTINGS) + 2] == [*_SETTINGS, "AreDewarsFilling",
                                                           "MoveStageTo"]
@@ -111,17 +100,18 @@ async def test_a_lost_socket_is_transient_and_the_retry_reconnects_with_the_sett
         make_settings: Callable[..., GatewaySettings], tmp_path: Path, helpers: Any) -> None:
     sem = _fake(tmp_path)
     try:
-        async for http in _gateway(make_settings, sem, tmp_path, helpers,
-                                   serialem_host="10.0.0.7", serialem_port=48890):
-            await _ok(http, helpers, "load_grid", slot=5, grid_id="g5")
+        settings = _settings(make_settings, tmp_path, serialem_host="10.0.0.7",
+                             serialem_port=48890)
+        async with helpers.serving_serialem(settings, sem) as http:
+            await helpers.ok(http, "load_grid", slot=5, grid_id="g5")
             sem.drop_connection(refuse_reconnects=1)
             lost = await helpers.command(http, "move_stage", command_id="m2", x_um=3.0, y_um=0.0)
             assert lost.status_code == 503 and "10.0.0.7 on port 48890" in lost.json()["message"]
-            retry = await _ok(http, helpers, "move_stage", x_um=3.0, y_um=0.0)
+            retry = await helpers.ok(http, "move_stage", x_um=3.0, y_um=0.0)
             assert retry["stage"]["x_um"] == 3.0
             sem.inject_error("Search", "PySEMSocket: recv error 10054", kind="socket")
             assert (await helpers.command(http, "acquire", preset="search")).status_code == 503
-            await _ok(http, helpers, "acquire", preset="search")
+            await helpers.ok(http, "acquire", preset="search")
     finally:
         sem.close()
     assert sem.connected_to == ("10.0.0.7", 48890) and sem.calls.count("ConnectToSEM") == 1
@@ -134,12 +124,12 @@ async def test_load_grid_is_one_verb_on_both_autoloaders(
         helpers: Any) -> None:
     sem = _fake(tmp_path, vendor=vendor)
     try:
-        async for http in _gateway(make_settings, sem, tmp_path, helpers,
-                                   serialem_autoloader=vendor):
-            assert (await _ok(http, helpers, "load_grid", slot=5, grid_id="g5"))["slot"] == 5
+        async with helpers.serving_serialem(
+                _settings(make_settings, tmp_path, serialem_autoloader=vendor), sem) as http:
+            assert (await helpers.ok(http, "load_grid", slot=5, grid_id="g5"))["slot"] == 5
             assert sem.twin.state().slot == 5 and sem.valves_open
-            await _ok(http, helpers, "load_grid", slot=5, grid_id="g5")  # already there
-            await _ok(http, helpers, "load_grid", slot=7, grid_id="g7")
+            await helpers.ok(http, "load_grid", slot=5, grid_id="g5")  # already there
+            await helpers.ok(http, "load_grid", slot=7, grid_id="g7")
             empty = await helpers.command(http, "load_grid", slot=9, grid_id="g9")
             assert empty.status_code == 502 and "slot 9" in empty.json()["message"]
     finally:

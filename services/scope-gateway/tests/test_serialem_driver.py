@@ -24,7 +24,6 @@ from gridpilot_sim.instrument.microscope import TwinMicroscope
 from gridpilot_sim.instrument.presets import TwinOptics
 from gridpilot_sim.instrument.render_scope import world_for
 from gridpilot_sim.instrument.timing import TimingModel
-from scope_gateway.app import create_app
 from scope_gateway.config import GatewaySettings
 from scope_gateway.fake_serialem import FakeSerialEM
 from scope_gateway.serialem_driver import SerialEMDriver, SerialEMOptions
@@ -64,62 +63,50 @@ def fake(tmp_path: Path) -> Iterator[RecordingFake]:
         sem.close()
 
 
-async def _serve(make_settings: Callable[..., GatewaySettings], fake: FakeSerialEM,
-                 tmp_path: Path, helpers: Any, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+def _settings(make_settings: Callable[..., GatewaySettings], tmp_path: Path) -> GatewaySettings:
     frames = tmp_path / "frames"
-    values: dict[str, Any] = {
-        "driver": "serialem", "serialem_frames_folder": str(frames),
-        "serialem_frames_local": frames, "serialem_save_copies": True,
-        "serialem_directory": str(tmp_path / "serialem"), **settings}
-    async with helpers.serving(create_app(make_settings(**values), serialem_module=fake)) as http:
-        assert (await http.post("/v1/lease", json={"session_id": "s1"})).status_code == 200
-        yield http
+    return make_settings(driver="serialem", serialem_frames_folder=str(frames),
+                         serialem_frames_local=frames, serialem_save_copies=True,
+                         serialem_directory=str(tmp_path / "serialem"))
 
 
 @pytest.fixture
 async def client(make_settings: Callable[..., GatewaySettings], fake: FakeSerialEM,
                  tmp_path: Path, helpers: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async for http in _serve(make_settings, fake, tmp_path, helpers):
+    async with helpers.serving_serialem(_settings(make_settings, tmp_path), fake) as http:
         yield http
-
-
-async def _ok(http: httpx.AsyncClient, helpers: Any, verb: str, **params: Any) -> dict[str, Any]:
-    reply = await helpers.command(http, verb, **params)
-    assert reply.status_code == 200, reply.json()
-    result: dict[str, Any] = reply.json()["result"]
-    return result
 
 
 async def test_the_serialem_driver_runs_the_whole_command_set(
         client: httpx.AsyncClient, fake: RecordingFake, store: ObjectStore,
         helpers: Any) -> None:
     assert fake.calls[0] == "ConnectToSEM" and fake.connected_to == ("127.0.0.1", 48888)
-    assert (await _ok(client, helpers, "load_grid", slot=2, grid_id="g2"))["slot"] == 2
+    assert (await helpers.ok(client, "load_grid", slot=2, grid_id="g2"))["slot"] == 2
     assert fake.args_of("LoadCartridge") == [(2,)] and fake.valves_open
     assert fake.calls.index("SetColumnOrGunValve") < fake.calls.index("LoadCartridge")
-    atlas = await _ok(client, helpers, "atlas", tiles_x=2, tiles_y=1)
+    atlas = await helpers.ok(client, "atlas", tiles_x=2, tiles_y=1)
     assert len(atlas["tile_keys"]) == 2 and atlas["atlas"]["kind"] == "atlas"
     assert fake.args_of("ReadMontagePiece") == [(1, 1, 0, "C"), (2, 1, 0, "C")]
-    moved = await _ok(client, helpers, "move_stage", x_um=-40.0, y_um=25.0)
+    moved = await helpers.ok(client, "move_stage", x_um=-40.0, y_um=25.0)
     assert (moved["stage"]["x_um"], moved["stage"]["y_um"]) == (-40.0, 25.0)
-    assert (await _ok(client, helpers, "tilt", angle_deg=10.0))["stage"]["tilt_deg"] == 10.0
-    await _ok(client, helpers, "tilt", angle_deg=0.0)
-    euc = await _ok(client, helpers, "eucentric_height", mode="rough")
+    assert (await helpers.ok(client, "tilt", angle_deg=10.0))["stage"]["tilt_deg"] == 10.0
+    await helpers.ok(client, "tilt", angle_deg=0.0)
+    euc = await helpers.ok(client, "eucentric_height", mode="rough")
     assert euc["z_um"] == pytest.approx(fake.twin.z_eucentric_um(-40.0, 25.0))
-    focus = await _ok(client, helpers, "autofocus", target_defocus_um=-1.2)
+    focus = await helpers.ok(client, "autofocus", target_defocus_um=-1.2)
     assert focus["target_defocus_um"] == -1.2 and fake.twin.defocus_um() == pytest.approx(-1.2)
-    drift = await _ok(client, helpers, "drift_wait", threshold_a_per_s=2.0)
+    drift = await helpers.ok(client, "drift_wait", threshold_a_per_s=2.0)
     assert drift["settled"] is True and drift["waited_s"] > 0
-    shift = await _ok(client, helpers, "image_shift", dx_um=1.5, dy_um=-0.5)
+    shift = await helpers.ok(client, "image_shift", dx_um=1.5, dy_um=-0.5)
     assert shift["image_shift_um"] == pytest.approx([1.5, -0.5])
-    absolute = await _ok(client, helpers, "image_shift", dx_um=0.0, dy_um=0.0, absolute=True)
+    absolute = await helpers.ok(client, "image_shift", dx_um=0.0, dy_um=0.0, absolute=True)
     assert absolute["image_shift_um"] == pytest.approx([0.0, 0.0])
     for preset in ("search", "view"):
-        image = (await _ok(client, helpers, "acquire", preset=preset))["image"]
+        image = (await helpers.ok(client, "acquire", preset=preset))["image"]
         array, meta = await store.get_array(image["key"])
         assert array.shape == (64, 64)
         assert meta.pixel_size_a == pytest.approx(fake.twin.optics.preset(preset).pixel_size_a)
-    movie = (await _ok(client, helpers, "acquire", preset="record", frames=4,
+    movie = (await helpers.ok(client, "acquire", preset="record", frames=4,
                        exposure_time_s=2.0))["image"]
     frames, meta = await store.get_array(movie["key"])
     assert frames.shape == (4, 64, 64) and movie["frame_count"] == 4
@@ -146,10 +133,10 @@ async def test_the_atlas_transform_puts_every_square_within_3_um_of_truth(
                                          record_px=64), cassette=cassette)
     sem = FakeSerialEM(twin, directory=tmp_path / "serialem")
     try:
-        async for http in _serve(make_settings, sem, tmp_path, helpers):
-            await _ok(http, helpers, "load_grid", slot=1, grid_id="g1")
-            await _ok(http, helpers, "move_stage", x_um=60.0, y_um=-30.0)
-            atlas = (await _ok(http, helpers, "atlas", tiles_x=2, tiles_y=1))["atlas"]
+        async with helpers.serving_serialem(_settings(make_settings, tmp_path), sem) as http:
+            await helpers.ok(http, "load_grid", slot=1, grid_id="g1")
+            await helpers.ok(http, "move_stage", x_um=60.0, y_um=-30.0)
+            atlas = (await helpers.ok(http, "atlas", tiles_x=2, tiles_y=1))["atlas"]
             image, _ = await store.get_array(atlas["key"])
         raw = sem.BufImageToStageMatrix("B", 1)
     finally:
@@ -177,8 +164,8 @@ async def test_the_atlas_transform_puts_every_square_within_3_um_of_truth(
 
 async def test_image_shift_is_read_in_microns_on_the_specimen_not_in_is_units(
         client: httpx.AsyncClient, fake: FakeSerialEM, helpers: Any) -> None:
-    await _ok(client, helpers, "load_grid", slot=1, grid_id="g1")
-    shift = (await _ok(client, helpers, "image_shift", dx_um=2.0, dy_um=1.0))["image_shift_um"]
+    await helpers.ok(client, "load_grid", slot=1, grid_id="g1")
+    shift = (await helpers.ok(client, "image_shift", dx_um=2.0, dy_um=1.0))["image_shift_um"]
     units = fake.ReportImageShift()
     assert shift == pytest.approx([2.0, 1.0]) and fake.twin.state().image_shift_um == (2.0, 1.0)
     assert len(units) == 6 and units[:2] != pytest.approx((2.0, 1.0), abs=0.05)
@@ -188,21 +175,21 @@ async def test_image_shift_is_read_in_microns_on_the_specimen_not_in_is_units(
 
 async def test_reset_image_shift_and_change_focus_go_through_serialem(
         client: httpx.AsyncClient, fake: RecordingFake, helpers: Any) -> None:
-    await _ok(client, helpers, "load_grid", slot=1, grid_id="g1")
-    await _ok(client, helpers, "move_stage", x_um=30.0, y_um=10.0)
-    await _ok(client, helpers, "image_shift", dx_um=1.0, dy_um=-0.5)
-    stage = (await _ok(client, helpers, "reset_image_shift"))["stage"]
+    await helpers.ok(client, "load_grid", slot=1, grid_id="g1")
+    await helpers.ok(client, "move_stage", x_um=30.0, y_um=10.0)
+    await helpers.ok(client, "image_shift", dx_um=1.0, dy_um=-0.5)
+    stage = (await helpers.ok(client, "reset_image_shift"))["stage"]
     assert (stage["x_um"], stage["y_um"]) == pytest.approx((31.0, 9.5))
     assert fake.twin.state().image_shift_um == (0.0, 0.0) and "ResetImageShift" in fake.calls
     focus = fake.twin.state().focus_um
-    await _ok(client, helpers, "change_focus", delta_um=-0.8)
+    await helpers.ok(client, "change_focus", delta_um=-0.8)
     assert fake.args_of("ChangeFocus") == [(-0.8,)]
     assert fake.twin.state().focus_um == pytest.approx(focus - 0.8)
 
 
 async def test_an_image_shift_serialem_skips_over_its_limit_fails_clearly(
         client: httpx.AsyncClient, fake: FakeSerialEM, helpers: Any) -> None:
-    await _ok(client, helpers, "load_grid", slot=1, grid_id="g1")
+    await helpers.ok(client, "load_grid", slot=1, grid_id="g1")
     refused = await helpers.command(client, "image_shift", dx_um=18.0, dy_um=0.0)
     assert refused.status_code == 502 and "image-shift limit" in refused.json()["message"]
     assert fake.twin.state().image_shift_um == (0.0, 0.0)
@@ -231,7 +218,7 @@ async def test_drift_wait_reads_get_wait_task_drift_and_asks_for_no_error_on_tim
 @pytest.mark.parametrize("camera", ["k3", "falcon", "de"])
 async def test_a_single_frame_record_turns_frame_saving_off_on_every_camera(
         camera: str, tmp_path: Path) -> None:
-    sem = RecordingFake(_twin(), camera=camera, directory=tmp_path)  # type: ignore[arg-type]
+    sem = RecordingFake(_twin(), camera=camera, directory=tmp_path)
     driver = SerialEMDriver(SerialEMOptions(camera=camera, frames_folder=str(tmp_path / "f"),  # type: ignore[arg-type]
                                             frames_local=tmp_path / "f"), module=sem)
     try:
@@ -249,20 +236,20 @@ async def test_a_single_frame_record_turns_frame_saving_off_on_every_camera(
 
 async def test_a_serialem_error_mid_acquisition_fails_the_step_and_the_gateway_stays_healthy(
         client: httpx.AsyncClient, fake: FakeSerialEM, helpers: Any) -> None:
-    await _ok(client, helpers, "load_grid", slot=1, grid_id="g1")
+    await helpers.ok(client, "load_grid", slot=1, grid_id="g1")
     fake.inject_error("Record", "Camera: timeout waiting for frames")
     failed = await helpers.command(client, "acquire", preset="record", frames=2)
     assert failed.status_code == 502 and failed.json()["error"] == "scope_error"
     assert "Camera: timeout waiting for frames" in failed.json()["message"]
     assert (await client.get("/readyz")).status_code == 200
     assert (await client.get("/v1/state")).json()["paused_by_operator"] is False
-    image = (await _ok(client, helpers, "acquire", preset="record", frames=2))["image"]
+    image = (await helpers.ok(client, "acquire", preset="record", frames=2))["image"]
     assert image["frame_count"] == 2 and fake.message_boxes == 0
 
 
 async def test_commands_arriving_together_never_overlap_inside_serialem(
         client: httpx.AsyncClient, fake: RecordingFake, helpers: Any) -> None:
-    await _ok(client, helpers, "load_grid", slot=1, grid_id="g1")
+    await helpers.ok(client, "load_grid", slot=1, grid_id="g1")
     replies = await asyncio.gather(
         *(helpers.command(client, "move_stage", x_um=float(10 * i), y_um=0.0) for i in range(4)),
         *(client.get("/v1/state") for _ in range(4)),
