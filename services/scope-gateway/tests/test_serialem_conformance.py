@@ -136,7 +136,8 @@ def test_every_row_cites_its_sources_and_the_fake_offers_no_command_beyond_the_t
 
 def test_the_driver_sends_only_commands_of_the_table() -> None:
     used: set[str] = set()
-    for module in ("serialem_driver.py", "serialem_loader.py", "serialem_session.py"):
+    for module in ("serialem_driver.py", "serialem_loader.py", "serialem_session.py",
+                   "serialem_reading.py"):
         text = (_GATEWAY / "src" / "scope_gateway" / module).read_text()
         used |= set(re.findall(r"\bsem\.([A-Za-z]+)\(", text))
         used |= set(re.findall(r"getattr\(sem, _SHOT", text) and ["Search", "View", "Record"])

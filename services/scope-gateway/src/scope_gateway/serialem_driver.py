@@ -3,7 +3,8 @@
 Every command it sends, with what it reports and where that is documented, is a row of
 :data:`~scope_gateway.serialem_commands.COMMANDS`; the connection, the single worker thread,
 STOP and reconnection are :mod:`scope_gateway.serialem_session`; the autoloaders are
-:mod:`scope_gateway.serialem_loader`. The conventions that matter on a real microscope:
+:mod:`scope_gateway.serialem_loader`; reading images and reports is
+:mod:`scope_gateway.serialem_reading`. The conventions that matter on a real microscope:
 
 - image shift is read in µm on the specimen with ``ReportSpecimenShift`` (``ReportImageShift``
   reports image-shift units), and ``ImageShiftByMicrons`` reports 1 — having done nothing —
@@ -25,19 +26,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 from typing import Any, Final, Literal
-
-import numpy as np
-import numpy.typing as npt
 
 from gridpilot.contracts import StagePosition
 from gridpilot.contracts.scope import Preset
 from gridpilot.errors import OperatorTookOver, ScopeError, TransientError
-from gridpilot.storage.mrc import read_mrc
 
-from .driver import Affine, AtlasCapture, Capture, DriftOutcome, DriverName, InstrumentState
+from .driver import AtlasCapture, Capture, DriftOutcome, DriverName, InstrumentState
 from .serialem_loader import load_cartridge, loaded_slot, unload_cartridge
+from .serialem_reading import capture, floats, specimen_shift, values, with_frames
 from .serialem_session import SerialEMOptions, SerialEMSession, translate_serialem_errors
 
 __all__ = ["SerialEMDriver", "SerialEMOptions", "translate_serialem_errors"]
@@ -55,17 +52,6 @@ _STAGE_MONTAGE: Final[int] = 1
 #: The frame-saving value of SetDoseFracParams #S per camera (DE: 16 = save summed frames).
 _SAVE_FRAMES: Final[dict[str, int]] = {"k3": 1, "falcon": 1, "de": 16}
 _TILE_BUFFER: Final[str] = "C"
-
-
-def _values(reported: Any) -> tuple[Any, ...]:
-    return tuple(reported) if isinstance(reported, tuple | list) else (reported,)
-
-
-def _floats(reported: Any, n: int) -> tuple[float, ...]:
-    values = _values(reported)
-    if len(values) < n:
-        raise ScopeError(f"SerialEM reported {len(values)} values where {n} were expected")
-    return tuple(float(v) for v in values[:n])
 
 
 class SerialEMDriver:
@@ -149,31 +135,31 @@ class SerialEMDriver:
         def job(sem: Any) -> AtlasCapture:
             if self.options.atlas_imaging_state:
                 self._imaging_state(sem, self.options.atlas_imaging_state)
-            previous = int(float(_values(sem.SetLowDoseMode(0))[0]))
+            previous = int(float(values(sem.SetLowDoseMode(0))[0]))
             sem.OpenNewMontage(tiles_x, tiles_y, name)
             try:
                 sem.SetMontageParams(_STAGE_MONTAGE)
-                pieces = int(float(_values(sem.ReportNumMontagePieces())[0]))
+                pieces = int(float(values(sem.ReportNumMontagePieces())[0]))
                 if pieces != tiles_x * tiles_y:
                     raise ScopeError(f"SerialEM will take {pieces} montage pieces, not "
                                      f"{tiles_x}×{tiles_y}")
                 sem.Montage()
-                overview = self._capture(sem, "B", "atlas")
+                overview = capture(sem, "B", "atlas")
                 tiles = []
                 for ix in range(1, tiles_x + 1):
                     for iy in range(1, tiles_y + 1):
                         self._check_cancel("atlas")
                         sem.ReadMontagePiece(ix, iy, 0, _TILE_BUFFER)
-                        tiles.append(self._capture(sem, _TILE_BUFFER, "atlas_tile",
+                        tiles.append(capture(sem, _TILE_BUFFER, "atlas_tile",
                                                    tile=(ix - 1, tiles_y - iy)))
             finally:
                 sem.CloseFile()
                 sem.SetLowDoseMode(previous)
-            return AtlasCapture(atlas=overview, tiles=sorted(tiles, key=_tile_order))
+            return AtlasCapture(atlas=overview, tiles=sorted(tiles, key=lambda t: (t.tile or (0, 0))[::-1]))
 
-        capture: AtlasCapture = await self._run("the atlas montage", job)
+        montage: AtlasCapture = await self._run("the atlas montage", job)
         await self._refresh(preset="atlas")
-        return capture
+        return montage
 
     # ---- stage, height, focus, drift -----------------------------------------------------------
     async def move_stage(self, x_um: float, y_um: float, z_um: float | None) -> StagePosition:
@@ -193,9 +179,9 @@ class SerialEMDriver:
 
     async def eucentric_height(self, mode: Literal["rough", "refine", "both"]) -> float:
         def job(sem: Any) -> float:
-            z0 = _floats(sem.ReportStageXYZ(), 3)[2]
+            z0 = floats(sem.ReportStageXYZ(), 3)[2]
             sem.Eucentricity(_EUCENTRIC_OPTION[mode])
-            return _floats(sem.ReportStageXYZ(), 3)[2] - z0
+            return floats(sem.ReportStageXYZ(), 3)[2] - z0
 
         dz: float = await self._run("eucentric height", job)
         await self._refresh()
@@ -205,7 +191,7 @@ class SerialEMDriver:
         def job(sem: Any) -> float:
             sem.SetTargetDefocus(float(target_defocus_um))
             sem.AutoFocus()
-            measured, status = _floats(sem.ReportAutoFocus(), 2)
+            measured, status = floats(sem.ReportAutoFocus(), 2)
             if status != 0:
                 raise ScopeError(f"autofocus failed (ReportAutoFocus status {status:g}); the "
                                  "focus was not changed", measured_defocus_um=measured)
@@ -219,7 +205,7 @@ class SerialEMDriver:
         """Change the objective focus by ``delta_um`` (``ChangeFocus``); the focus after it."""
         def job(sem: Any) -> float:
             sem.ChangeFocus(float(delta_um))
-            return _floats(sem.ReportDefocus(), 1)[0]
+            return floats(sem.ReportDefocus(), 1)[0]
 
         focus: float = await self._run("the focus change", job)
         await self._refresh()
@@ -227,11 +213,11 @@ class SerialEMDriver:
 
     async def drift_wait(self, threshold_a_per_s: float, timeout_s: float) -> DriftOutcome:
         def job(sem: Any) -> DriftOutcome:
-            start_s = _floats(sem.ReportClock(), 1)[0]
+            start_s = floats(sem.ReportClock(), 1)[0]
             sem.DriftWaitTask(float(threshold_a_per_s), "A", float(timeout_s),
                               _DRIFT_INTERVAL_S, _DRIFT_NO_ERROR, "F")
-            rate_nm_s, failed = _floats(sem.GetWaitTaskDrift(), 2)
-            waited_s = _floats(sem.ReportClock(), 1)[0] - start_s
+            rate_nm_s, failed = floats(sem.GetWaitTaskDrift(), 2)
+            waited_s = floats(sem.ReportClock(), 1)[0] - start_s
             if failed not in (0, _DRIFT_TOO_LONG):
                 raise ScopeError(f"the drift measurement failed (GetWaitTaskDrift code "
                                  f"{failed:g})", drift_nm_per_s=rate_nm_s)
@@ -245,13 +231,13 @@ class SerialEMDriver:
         def job(sem: Any) -> tuple[float, float]:
             dx, dy = float(dx_um), float(dy_um)
             if absolute:
-                x0, y0 = _specimen_shift(sem)
+                x0, y0 = specimen_shift(sem)
                 dx, dy = dx - x0, dy - y0
-            if float(_values(sem.ImageShiftByMicrons(dx, dy))[0]) != 0:
+            if float(values(sem.ImageShiftByMicrons(dx, dy))[0]) != 0:
                 raise ScopeError(f"SerialEM refused an image shift by ({dx:.2f}, {dy:.2f}) µm: "
                                  "it would exceed its image-shift limit; nothing moved",
                                  dx_um=dx, dy_um=dy)
-            return _specimen_shift(sem)
+            return specimen_shift(sem)
 
         shift: tuple[float, float] = await self._run("the image shift", job)
         await self._refresh()
@@ -267,7 +253,7 @@ class SerialEMDriver:
         the area matches it (centring on a hole); returns the shift on the specimen, µm."""
         def job(sem: Any) -> tuple[float, float]:
             sem.AlignTo(reference, 0 if move else 1)
-            values = _floats(sem.ReportAlignShift(), 6)
+            values = floats(sem.ReportAlignShift(), 6)
             return values[4] / 1e3, values[5] / 1e3
 
         shift: tuple[float, float] = await self._run("the alignment", job)
@@ -305,23 +291,23 @@ class SerialEMDriver:
                 self._prepare_record(sem, frames, exposure_time_s)
             self._check_cancel("acquire")
             getattr(sem, _SHOT[preset])()
-            capture = self._capture(sem, "A", preset)
+            image = capture(sem, "A", preset)
             if preset == "record" and frames > 1:
-                capture = self._with_frames(sem, capture)
+                image = with_frames(sem, self.options, image)
             if self.options.save_copies:
                 sem.SaveToOtherFile("A", "MRC", "NONE", f"gridpilot_{preset}_{shot:05d}.mrc")
-            return capture
+            return image
 
-        capture: Capture = await self._run(f"the {preset} acquisition", job)
+        taken: Capture = await self._run(f"the {preset} acquisition", job)
         await self._refresh(preset=preset)
-        return capture
+        return taken
 
     async def multiple_records(self, shots: int, radius_um: float, *,
                                centre: bool = False) -> int:
         """Several Records around the hole by image shift (``MultipleRecords``); their count."""
         def job(sem: Any) -> int:
             sem.GoToLowDoseArea("R")
-            return int(_floats(sem.MultipleRecords(int(shots), 1 if centre else 0,
+            return int(floats(sem.MultipleRecords(int(shots), 1 if centre else 0,
                                                    float(radius_um)), 1)[0])
 
         count: int = await self._run("multiple records", job)
@@ -341,13 +327,13 @@ class SerialEMDriver:
 
     # ---- helpers (run on the SerialEM thread) --------------------------------------------------
     def _wait_for_dewars(self, sem: Any) -> None:
-        while _floats(sem.AreDewarsFilling(), 1)[0] > 0:
+        while floats(sem.AreDewarsFilling(), 1)[0] > 0:
             self._check_cancel("waiting for the dewars")
             logger.info("SerialEM reports the dewars filling; waiting")
             sem.Delay(_DRIFT_INTERVAL_S)
 
     def _imaging_state(self, sem: Any, name: str) -> None:
-        code = _floats(sem.GoToImagingState(name), 1)[0]
+        code = floats(sem.GoToImagingState(name), 1)[0]
         if code != 0:
             raise ScopeError(f"SerialEM could not set the imaging state {name!r} "
                              f"(GoToImagingState code {code:g})", imaging_state=name)
@@ -365,54 +351,19 @@ class SerialEMDriver:
         else:
             sem.SetDoseFracParams("R", 0, 0)
 
-    def _capture(self, sem: Any, buf: str, kind: Any, *,
-                 tile: tuple[int, int] | None = None) -> Capture:
-        data: npt.NDArray[np.float32] = np.asarray(sem.bufferImage(buf), dtype=np.float32)
-        _, _, _, exposure_s, pixel_nm, _ = _floats(sem.ImageProperties(buf), 6)
-        a11, a12, a21, a22, dx, dy = _floats(sem.BufImageToStageMatrix(buf, 1), 6)
-        affine: Affine = ((a11, a12, dx + 0.5 * (a11 + a12)), (a21, a22, dy + 0.5 * (a21 + a22)))
-        dose, mag = _floats(sem.ImageConditions(buf), 2)
-        x, y, z = _floats(sem.ReportStageXYZ(), 3)
-        return Capture(
-            kind=kind, data=data, pixel_size_a=pixel_nm * _NM_TO_A, magnification=int(mag),
-            stage=StagePosition(x_um=x, y_um=y, z_um=z,
-                                tilt_deg=_floats(sem.ReportTiltAngle(), 1)[0]),
-            image_to_stage=affine, target_defocus_um=_floats(sem.ReportTargetDefocus(), 1)[0],
-            dose_e_per_a2=dose, exposure_time_s=exposure_s, tile=tile,
-        )
-
-    def _with_frames(self, sem: Any, capture: Capture) -> Capture:
-        remote = str(_values(sem.ReportLastFrameFile())[0])
-        local = self._local_path(remote)
-        if local is None or not local.is_file():
-            logger.warning("frames saved by SerialEM at %s are not readable here; storing the "
-                           "summed image (set GRIDPILOT_SCOPE_SERIALEM_FRAMES_LOCAL)", remote)
-            return capture
-        frames, _ = read_mrc(local)
-        return Capture(**{**capture.__dict__, "data": np.asarray(frames, dtype=np.float32)})
-
-    def _local_path(self, remote: str) -> Path | None:
-        if not remote:
-            return None
-        o = self.options
-        if o.frames_folder and o.frames_local is not None and remote.startswith(o.frames_folder):
-            rest = remote[len(o.frames_folder):].replace("\\", "/").lstrip("/")
-            return o.frames_local / rest
-        return Path(remote)
-
     async def _refresh(self, *, slot: int | None = None,
                        preset: Preset | None = None) -> InstrumentState:
         def job(sem: Any) -> InstrumentState:
-            x, y, z = _floats(sem.ReportStageXYZ(), 3)
+            x, y, z = floats(sem.ReportStageXYZ(), 3)
             return InstrumentState(
                 slot=slot if slot is not None else self._state.slot,
                 stage=StagePosition(x_um=x, y_um=y, z_um=z,
-                                    tilt_deg=_floats(sem.ReportTiltAngle(), 1)[0]),
-                image_shift_um=_specimen_shift(sem),
-                defocus_um=_floats(sem.ReportDefocus(), 1)[0],
-                target_defocus_um=_floats(sem.ReportTargetDefocus(), 1)[0],
+                                    tilt_deg=floats(sem.ReportTiltAngle(), 1)[0]),
+                image_shift_um=specimen_shift(sem),
+                defocus_um=floats(sem.ReportDefocus(), 1)[0],
+                target_defocus_um=floats(sem.ReportTargetDefocus(), 1)[0],
                 preset=preset if preset is not None else self._state.preset,
-                dewars_filling=_floats(sem.AreDewarsFilling(), 1)[0] > 0,
+                dewars_filling=floats(sem.AreDewarsFilling(), 1)[0] > 0,
             )
 
         try:
@@ -422,17 +373,3 @@ class SerialEMDriver:
             self.session.note_stop(exc)
         return self._state
 
-
-def _specimen_shift(sem: Any) -> tuple[float, float]:
-    """The image shift in µm on the specimen; a ScopeError when SerialEM has no calibration."""
-    reported = sem.ReportSpecimenShift()
-    if reported is None:
-        raise ScopeError("SerialEM has no image-shift-to-specimen calibration at this "
-                         "magnification (ReportSpecimenShift reported nothing)")
-    x, y = _floats(reported, 2)
-    return x, y
-
-
-def _tile_order(capture: Capture) -> tuple[int, int]:
-    col, row = capture.tile or (0, 0)
-    return row, col
