@@ -295,6 +295,22 @@ def thermo(tmp_path: Path) -> Iterator[FakeSerialEM]:
     sem.close()
 
 
+def test_image_to_stage_needs_the_navigator_and_starts_at_the_image_corner(
+        thermo: FakeSerialEM) -> None:
+    thermo.LoadCartridge(1)
+    thermo.View()
+    with pytest.raises(SEMerror, match="Navigator must be open"):
+        thermo.BufImageToStageMatrix("A", 1)
+    thermo.OpenNavigator()
+    a11, a12, a21, a22, dx, dy = thermo.BufImageToStageMatrix("A", 1)
+    h, w = np.asarray(thermo.bufferImage("A")).shape
+    centre = (a11 * w / 2 + a12 * h / 2 + dx, a21 * w / 2 + a22 * h / 2 + dy)
+    stage = thermo.ReportStageXYZ()
+    assert centre == pytest.approx(stage[:2])  # (w/2, h/2) is the image centre
+    with pytest.raises(SEMerror, match="must not be open"):
+        thermo.OpenNavigator("grid.nav")
+
+
 def test_thermo_slot_status_is_zero_for_the_slot_on_the_stage(thermo: FakeSerialEM) -> None:
     assert thermo.ReportSlotStatus(2)[0] == 1.0 and thermo.ReportLoadedSlot() == (0.0, 0.0)
     thermo.LoadCartridge(2)

@@ -187,6 +187,19 @@ async def test_reset_image_shift_and_change_focus_go_through_serialem(
     assert fake.twin.state().focus_um == pytest.approx(focus - 0.8)
 
 
+async def test_without_an_image_shift_calibration_the_shift_fails_and_nothing_moves(
+        client: httpx.AsyncClient, fake: FakeSerialEM, helpers: Any) -> None:
+    await helpers.ok(client, "load_grid", slot=1, grid_id="g1")
+    fake.is_calibrated = False
+    assert len(fake.ReportImageShift()) == 2 and fake.ReportSpecimenShift() is None
+    refused = await helpers.command(client, "image_shift", dx_um=1.0, dy_um=0.0, absolute=True)
+    assert refused.status_code == 502 and "calibration" in refused.json()["message"]
+    assert "ImageShiftByMicrons" not in fake.calls
+    assert (await client.get("/v1/state")).status_code == 200  # state reads still work
+    moved = await helpers.ok(client, "move_stage", x_um=4.0, y_um=0.0)
+    assert moved["stage"]["x_um"] == 4.0
+
+
 async def test_an_image_shift_serialem_skips_over_its_limit_fails_clearly(
         client: httpx.AsyncClient, fake: FakeSerialEM, helpers: Any) -> None:
     await helpers.ok(client, "load_grid", slot=1, grid_id="g1")

@@ -45,6 +45,8 @@ class ScopeCommands(FakeBase):
                  energy_filter: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.image_shift_limit_um = image_shift_limit_um
+        #: Whether image shift is calibrated at this magnification (IStoSpecimen exists).
+        self.is_calibrated = True
         #: The Imaging States dialog's table, in order: name → the optics it sets.
         self.imaging_states: dict[str, PresetName] = dict(imaging_states if imaging_states is not None else {
             "Atlas": "atlas", "Square": "search", "Hole": "view", "Exposure": "record"})
@@ -273,9 +275,11 @@ class ScopeCommands(FakeBase):
     def ReportImageShift(self, a: Args) -> tuple[float, ...]:
         x, y = self._specimen_shift_um()
         isx, isy = (float(v) for v in np.linalg.solve(np.array(IS_TO_SPECIMEN_UM), [x, y]))
+        if not self.is_calibrated:
+            return isx, isy
         px = _UM_TO_A / self._pixel_size_a()
         return isx, isy, -x * px, -y * px, x, y
 
     @command
-    def ReportSpecimenShift(self, a: Args) -> tuple[float, float]:
-        return self._specimen_shift_um()
+    def ReportSpecimenShift(self, a: Args) -> tuple[float, float] | None:
+        return self._specimen_shift_um() if self.is_calibrated else None

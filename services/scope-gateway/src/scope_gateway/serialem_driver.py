@@ -351,6 +351,15 @@ class SerialEMDriver:
         else:
             sem.SetDoseFracParams("R", 0, 0)
 
+    def _shift_for_state(self, sem: Any) -> tuple[float, float]:
+        """The specimen image shift, or the last known one where SerialEM has no calibration
+        (a state read must not fail; an image-shift command does)."""
+        reported = sem.ReportSpecimenShift()
+        if reported is None:
+            return self._state.image_shift_um
+        x, y = floats(reported, 2)
+        return x, y
+
     async def _refresh(self, *, slot: int | None = None,
                        preset: Preset | None = None) -> InstrumentState:
         def job(sem: Any) -> InstrumentState:
@@ -359,7 +368,7 @@ class SerialEMDriver:
                 slot=slot if slot is not None else self._state.slot,
                 stage=StagePosition(x_um=x, y_um=y, z_um=z,
                                     tilt_deg=floats(sem.ReportTiltAngle(), 1)[0]),
-                image_shift_um=specimen_shift(sem),
+                image_shift_um=self._shift_for_state(sem),
                 defocus_um=floats(sem.ReportDefocus(), 1)[0],
                 target_defocus_um=floats(sem.ReportTargetDefocus(), 1)[0],
                 preset=preset if preset is not None else self._state.preset,
