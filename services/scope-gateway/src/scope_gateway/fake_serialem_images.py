@@ -227,8 +227,8 @@ class ImageCommands(FakeBase):
     def OpenNewMontage(self, a: Args) -> None:
         if a[0] < 1 or a[1] < 1:
             raise SEMerror("OpenNewMontage needs the number of pieces in X and Y")
-        self._montage = _Montage(a[0], a[1], str(self._in_directory(a[2])),
-                                 param_set=self._montage_param_set)
+        name = str(self._in_directory(a[2])) if self.directory is not None else a[2]
+        self._montage = _Montage(a[0], a[1], name, param_set=self._montage_param_set)
 
     @command
     def ParamSetToUseForMontage(self, a: Args) -> None:
