@@ -131,7 +131,7 @@ async def test_load_grid_is_one_verb_on_both_autoloaders(
             await helpers.ok(http, "load_grid", slot=5, grid_id="g5")  # already there
             await helpers.ok(http, "load_grid", slot=7, grid_id="g7")
             empty = await helpers.command(http, "load_grid", slot=9, grid_id="g9")
-            assert empty.status_code == 502 and "slot 9" in empty.json()["message"]
+            assert empty.status_code == 409 and "slot 9 is empty" in empty.json()["message"]
     finally:
         sem.close()
     # Thermo loads slot numbers; JEOL inventory indices (slots 2, 5, 7 are 1, 2, 3: the

@@ -48,7 +48,8 @@ def _jeol_index_of(sem: Any, slot: int) -> tuple[int, bool]:
             break  # a single -1: past the end of the inventory
         if int(entry[2]) == slot:
             return index, int(entry[1]) == _JEOL_STATION_STAGE
-    raise ScopeError(f"the JEOL inventory has no cartridge from slot {slot}", slot=slot)
+    raise ScopeError(f"autoloader slot {slot} is empty: the JEOL inventory has no cartridge "
+                     "from it", slot=slot)
 
 
 def loaded_slot(sem: Any, autoloader: Autoloader) -> int | None:
