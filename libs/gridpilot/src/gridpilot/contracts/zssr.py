@@ -19,7 +19,11 @@ class ZssrMovieJob(JobRequest):
     exposure_id: Id
     movie_key: str
     pixel_size_a: float = Field(gt=0)
-    scale: Literal[2, 4] = 2
+    scale: Literal[2, 3] = 2
+    #: ``fast`` (a CPU, under a minute for 512²) or ``full`` (a GPU, longer training).
+    preset: Literal["fast", "full"] = "fast"
+    #: Specimen shift of each frame, (x, y) LR pixels (e.g. from preprocess); estimated if absent.
+    shifts_xy_px: list[tuple[float, float]] | None = Field(default=None, max_length=10000)
 
 
 class ZssrResult(JobResult):
@@ -28,3 +32,8 @@ class ZssrResult(JobResult):
     exposure_id: Id
     output_key: str
     pixel_size_a: float
+    scale: int = 2
+    iterations: int = 0
+    final_loss: float | None = None
+    #: SHA-256 (16 hex digits) of every setting that changed the image.
+    settings_hash: str = ""
