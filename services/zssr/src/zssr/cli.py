@@ -49,6 +49,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shifts", type=Path, default=None, help="JSON [[x, y], …] per frame, LR pixels")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--max-iterations", type=int, default=None,
+                        help="cap the preset's training iterations (a quick look)")
 
 
 def read_movie_file(path: Path) -> tuple[np.ndarray, float | None]:
@@ -69,6 +71,8 @@ def main(args: argparse.Namespace) -> int:
     """Run cryo-ZSSR on one file; exit status 2 on bad input."""
     torch.set_num_threads(args.threads)
     params = PRESETS[args.preset]
+    if args.max_iterations is not None:
+        params = params.with_(max_iterations=max(1, args.max_iterations))
     out_path = args.out or args.movie.with_name(args.movie.stem + "_sr.mrc")
     try:
         frames, header_px = read_movie_file(args.movie)

@@ -24,5 +24,7 @@ class ZssrSettings(ServiceSettings):
     ack_wait_s: float = Field(120.0, gt=0)
     #: "auto": CUDA when the node has a GPU, else the CPU.
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: Caps the preset's training iterations (smoke runs and tests; None = the preset's own).
+    max_iterations: int | None = Field(None, ge=1)
     #: Torch CPU threads (keep ≤ the container's CPU limit; the CPU is shared with the bus).
     torch_threads: int = Field(2, ge=1, le=64)

@@ -107,7 +107,7 @@ def band_power(a: npt.NDArray[np.generic], *, scale: int, band: tuple[float, flo
     fa = sfft.fft2(np.asarray(a, dtype=np.float64))
     f = radial_frequency(fa.shape, scale)
     mask = (f >= band[0]) & (f < band[1])
-    return float(np.mean(np.abs(fa[mask]) ** 2)) / fa.size
+    return float(np.mean(np.abs(fa[mask]) ** 2) / fa.size)
 
 
 def frc_curve(a: npt.NDArray[np.generic], b: npt.NDArray[np.generic], *, scale: int,

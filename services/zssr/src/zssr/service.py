@@ -71,11 +71,14 @@ async def run_zssr_job(job: ZssrMovieJob, store: ObjectStore, settings: ZssrSett
         raise InvalidInput(f"the job says pixel_size_a={job.pixel_size_a} but {job.movie_key} "
                            f"says {header_px:.3f} Å", field="pixel_size_a")
     params = PRESETS[job.preset]
+    if settings.max_iterations is not None and settings.max_iterations < params.max_iterations:
+        params = params.with_(max_iterations=settings.max_iterations)
     device = pick_device(settings.device)
     torch.set_num_threads(settings.torch_threads)
     work = asyncio.create_task(asyncio.to_thread(
         super_resolve, frames, scale=job.scale, shifts_xy_px=job.shifts_xy_px, params=params,
         device=device))
+    # The worker heartbeats too; this loop also covers POST /v1/zssr callers' keep-alive.
     while True:
         done, _ = await asyncio.wait({work}, timeout=_HEARTBEAT_S)
         if done:
