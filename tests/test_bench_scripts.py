@@ -56,3 +56,14 @@ def test_bench_robustness_counts_5xx_hangs_restarts_and_jobs_without_one_outcome
     # that upload is the one 5xx, and a JSON 500 with a trace id.
     pending = [p for p in d["problems"] if "MRC claiming 65536^3" in p]  # type: ignore[attr-defined]
     assert d["http_5xx"] == len(pending) and all('"trace_id"' in p for p in pending)
+
+
+def test_bench_zssr_quick_writes_every_method_s_frc_and_the_3d_keys(tmp_path: Path) -> None:
+    d = _bench("zssr", tmp_path, "--quick", "--no-3d")
+    methods = {"bicubic", "fourier_pad", "shift_and_add", "pasr", "single_image_zssr", "cryo_zssr"}
+    frc = d["frc_beyond_nyquist"]
+    assert isinstance(frc, dict) and set(frc) == methods
+    assert set(d["hallucinated_power_ratio"]) == methods  # type: ignore[arg-type]
+    assert set(d["fsc05_resolution_a"]) == {"lr", "sr", "hr"}  # type: ignore[arg-type]
+    assert d["lr_nyquist_a"] == 4.0 and float(d["time_fast_s"]) > 0  # type: ignore[arg-type]
+    assert d["tuning_seeds"] and d["held_out_seeds"]

@@ -50,3 +50,14 @@ def test_the_asyncapi_command_writes_the_checked_in_document(tmp_path: Path) -> 
     _gridpilot("docs", "asyncapi", "--out", "a.json", cwd=tmp_path)
     root = Path(__file__).resolve().parents[1]
     assert (tmp_path / "a.json").read_text() == (root / "docs" / "asyncapi.json").read_text()
+
+
+def test_render_a_twin_movie_then_super_resolve_it(tmp_path: Path) -> None:
+    _gridpilot("sim", "render", "movie", "--seed", "3", "--size", "128", "--frames", "8",
+               "--out", "m.mrc", cwd=tmp_path)
+    _gridpilot("zssr", "m.mrc", "--scale", "2", "--out", "m_sr.mrc", "--max-iterations", "2",
+               "--threads", "1", cwd=tmp_path)
+    with mrcfile.open(tmp_path / "m.mrc") as lr, mrcfile.open(tmp_path / "m_sr.mrc") as sr:
+        assert sr.data.shape == (2 * lr.data.shape[1], 2 * lr.data.shape[2])
+        assert float(sr.voxel_size.x) * 2 == float(lr.voxel_size.x)
+    assert json.loads((tmp_path / "m_sr.json").read_text())["iterations"] == 2
