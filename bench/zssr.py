@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     params = PRESETS["fast"]
-    seeds, lr_side, grid, seeds_3d = HELD_OUT_SEEDS, 96, 4, (930_001, 930_002, 930_003)
+    seeds, lr_side, grid, seeds_3d = HELD_OUT_SEEDS, 96, 6, (930_001, 930_002, 930_003, 930_004)
     if args.quick:
         params = params.with_(max_iterations=4, ensemble=2)
         seeds, lr_side, grid, seeds_3d = HELD_OUT_SEEDS[:1], 64, 3, (930_001,)
