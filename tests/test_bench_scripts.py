@@ -56,3 +56,12 @@ def test_bench_robustness_counts_5xx_hangs_restarts_and_jobs_without_one_outcome
     # that upload is the one 5xx, and a JSON 500 with a trace id.
     pending = [p for p in d["problems"] if "MRC claiming 65536^3" in p]  # type: ignore[attr-defined]
     assert d["http_5xx"] == len(pending) and all('"trace_id"' in p for p in pending)
+
+
+def test_bench_holes_quick_writes_the_issue_keys(tmp_path: Path) -> None:
+    d = _bench("holes", tmp_path, "--quick", "--threads", "1")
+    for key in ("recall", "precision", "recall_low_contrast_carbon", "ice_spearman", "baseline_recall",
+                "latency_p50_s"):
+        assert key in d
+    assert d["recall"] is not None and 0.0 <= float(d["recall"]) <= 1.0  # type: ignore[arg-type]
+    assert d["baseline_recall"] is not None or d["baseline_reason"]
