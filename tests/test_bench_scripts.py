@@ -67,3 +67,12 @@ def test_bench_zssr_quick_writes_every_method_s_frc_and_the_3d_keys(tmp_path: Pa
     assert set(d["fsc05_resolution_a"]) == {"lr", "sr", "hr"}  # type: ignore[arg-type]
     assert d["lr_nyquist_a"] == 4.0 and float(d["time_fast_s"]) > 0  # type: ignore[arg-type]
     assert d["tuning_seeds"] and d["held_out_seeds"]
+
+
+def test_bench_holes_quick_writes_the_issue_keys(tmp_path: Path) -> None:
+    d = _bench("holes", tmp_path, "--quick", "--threads", "1")
+    for key in ("recall", "precision", "recall_low_contrast_carbon", "ice_spearman", "baseline_recall",
+                "latency_p50_s"):
+        assert key in d
+    assert d["recall"] is not None and 0.0 <= float(d["recall"]) <= 1.0  # type: ignore[arg-type]
+    assert d["baseline_recall"] is not None or d["baseline_reason"]

@@ -61,3 +61,18 @@ def test_render_a_twin_movie_then_super_resolve_it(tmp_path: Path) -> None:
         assert sr.data.shape == (2 * lr.data.shape[1], 2 * lr.data.shape[2])
         assert float(sr.voxel_size.x) * 2 == float(lr.voxel_size.x)
     assert json.loads((tmp_path / "m_sr.json").read_text())["iterations"] == 2
+
+
+def test_render_a_twin_square_then_find_its_holes(tmp_path: Path) -> None:
+    _gridpilot("sim", "render", "square", "--seed", "4", "--grid-spec", '{"hole_type": "R2/1"}',
+               "--square-class", "good", "--out", "sq.mrc", cwd=tmp_path)
+    _gridpilot("detect", "holes", "sq.mrc", "--hole-size-um", "2", "--json", "holes.json", "--png", "holes.png",
+               cwd=tmp_path)
+    found = json.loads((tmp_path / "holes.json").read_text())["holes"]
+    truth = json.loads((tmp_path / "sq.truth.json").read_text())["holes"]
+    assert (tmp_path / "holes.png").read_bytes()[:4] == b"\x89PNG"
+    assert {"x_px", "y_px", "radius_px", "label", "score"} <= set(found[0])
+    targets = [h for h in found if h["label"] != "contaminant"]
+    hits = sum(any((h["x_px"] - t["centre_px"][0]) ** 2 + (h["y_px"] - t["centre_px"][1]) ** 2
+                   < (0.5 * t["radius_px"]) ** 2 for h in targets) for t in truth)
+    assert len(truth) > 100 and hits / len(truth) >= 0.9

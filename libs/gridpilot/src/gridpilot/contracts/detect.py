@@ -13,8 +13,13 @@ __all__ = [
     "AtlasDetected",
     "DetectAtlasJob",
     "DetectHolesJob",
+    "HoleClass",
     "HoleDetection",
+    "HoleFinderParams",
     "HolesDetected",
+    "IceReference",
+    "LatticeFit",
+    "LatticeMode",
     "SquareClass",
     "SquareDetection",
 ]
@@ -51,17 +56,59 @@ class AtlasDetected(JobResult):
 
 
 # ---- detect.holes -------------------------------------------------------------------------------
+#: What a detection is: a hole with ice (a target), an empty hole (no ice: the vacuum reference),
+#: or a contaminant (an ice crystal or ethane drop that looks like a hole; never a target).
+HoleClass = Literal["hole", "empty", "contaminant"]
+#: ``vacuum``: ice from t = λ·ln(I0/I) with I0 measured in empty holes or broken film of the same
+#: image; ``relative``: no vacuum in view, so I0 is the brightest hole and t is relative (≥ 0).
+IceReference = Literal["vacuum", "relative"]
+#: ``lattice``: pitch and rotation fitted, missed holes completed and off-lattice detections
+#: dropped; ``detections``: the fit was not used (lacey film, too few holes, or no lattice fits).
+LatticeMode = Literal["lattice", "detections"]
+
+
+class HoleFinderParams(Record):
+    """Science parameters of the hole finder, carried in the job so that a result can be redone."""
+
+    score_threshold: float = Field(0.3, gt=0, lt=1, description="smallest centre-heat-map score kept")
+    use_lattice: bool = Field(True, description="fit the hole lattice, complete and clean with it")
+    min_lattice_holes: int = Field(12, ge=4, description="fewer detections than this: no lattice fit")
+    ice_mfp_nm: float = Field(350.0, gt=0, description="λ, the ice's effective attenuation length (nm)")
+
+
 class DetectHolesJob(JobRequest):
+    """Find the holes in a square (Search) or a medium-magnification (View) image.
+
+    ``pixel_size_a`` is the image's pixel size; ``hole_diameter_um`` the nominal hole size of
+    the film (R1.2/1.3 → 1.2), which sets the scale the network sees (``None``: assume 1.4 µm).
+    ``image_to_stage`` maps (col, row, 1) → stage (x_um, y_um).
+    """
+
     kind: ClassVar[str] = subjects.DETECT_HOLES
     summary: ClassVar[str] = "Find the holes (targets) in a square image."
     square_key: str
     square_id: Id
     pixel_size_a: float = Field(gt=0)
     image_to_stage: tuple[tuple[float, float, float], tuple[float, float, float]]
-    hole_diameter_um: float | None = Field(None, gt=0)
+    hole_diameter_um: float | None = Field(None, gt=0, le=50)
+    params: HoleFinderParams = HoleFinderParams()
 
 
 class HoleDetection(Record):
+    """One detected hole (or contaminant). Field names are stable: the orchestrator reads them.
+
+    - ``x_px``, ``y_px``: centre, x = column, y = row of the image, pixels (sub-pixel);
+    - ``stage_x_um``, ``stage_y_um``: the centre on the stage (``image_to_stage``), µm;
+    - ``radius_px``: radius in image pixels;
+    - ``score``: the network's centre score in [0, 1]; 0 for a hole added by the lattice;
+    - ``label``: hole / empty / contaminant;
+    - ``mean_intensity``, ``median_intensity``: of the pixels inside 0.8 radius, in the image's
+      own units (counts);
+    - ``ice_thickness_nm``: t = λ·ln(I0/I) of the median intensity (see the result's
+      ``ice_reference`` for what I0 is); 0 for an empty hole;
+    - ``from_lattice``: added by the lattice fit where the image agrees but the network missed it.
+    """
+
     x_px: float
     y_px: float
     radius_px: float
@@ -69,13 +116,38 @@ class HoleDetection(Record):
     mean_intensity: float
     stage_x_um: float
     stage_y_um: float
-    label: Literal["hole", "contaminant"] = "hole"
+    label: HoleClass = "hole"
+    median_intensity: float = 0.0
+    ice_thickness_nm: float = 0.0
+    from_lattice: bool = False
+
+
+class LatticeFit(Record):
+    """The hole lattice: pitch (px and µm) and rotation of its first axis from the image x axis."""
+
+    mode: LatticeMode
+    reason: str = Field(description="why the fit was used or why it fell back, one sentence")
+    pitch_px: float | None = None
+    pitch_um: float | None = None
+    rotation_deg: float | None = Field(None, description="in [0, 90) for a square lattice")
+    added: int = Field(0, description="holes added where the network missed them")
+    dropped: int = Field(0, description="detections dropped as off the lattice")
 
 
 class HolesDetected(JobResult):
+    """The holes of one image, each with its intensity and ice figure, and the lattice fit.
+
+    ``holes`` holds every detection, contaminants included (``label``): a target selector keeps
+    ``label == "hole"``. ``ice_reference`` says whether ``ice_thickness_nm`` is absolute (vacuum
+    measured in the image) or relative; ``vacuum_intensity`` is the I0 used.
+    """
+
     kind: ClassVar[str] = subjects.DETECT_HOLES
     summary: ClassVar[str] = "The holes found in a square image, with their intensity statistics."
     square_key: str
     square_id: Id
     holes: list[HoleDetection]
     model_version: str
+    ice_reference: IceReference = "relative"
+    vacuum_intensity: float | None = None
+    lattice: LatticeFit | None = None

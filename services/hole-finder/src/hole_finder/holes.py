@@ -1,0 +1,242 @@
+"""Find the holes of a square or View image: detect, fit the lattice, measure intensity and ice.
+
+The chain, all pure functions of arrays:
+
+1. scale the image so that a hole's radius falls in the network's trained range (square images
+   at 50–100 nm/px usually need no scaling; View images at 5–10 nm/px are shrunk ~8×), after a
+   robust percentile normalisation (:mod:`gridpilot.detection`);
+2. run the centre heat-map detector and decode its peaks (hole, empty, contaminant), radius and
+   sub-cell offset; suppress duplicates;
+3. fit the hole lattice (:mod:`hole_finder.lattice`): drop hole detections off it, add holes at
+   free sites where the network's heat and the image's contrast both say "hole"; fall back to
+   the detections alone, and say why, when there is no lattice;
+4. measure mean and median intensity inside each hole and its ice (:mod:`hole_finder.ice`).
+
+>>> from hole_finder.model import HoleModel  # doctest: +SKIP
+>>> found = find_holes(image, pixel_size_a=745.0, hole_diameter_um=1.2, model=HoleModel())  # doctest: +SKIP
+>>> found.lattice.mode, len(found.holes)  # doctest: +SKIP
+('lattice', 412)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from gridpilot.contracts.detect import HoleDetection, HoleFinderParams, IceReference, LatticeFit
+from gridpilot.detection import Letterbox, find_peaks, letterbox, nms_circles, robust_normalize
+from gridpilot.errors import InvalidInput
+
+from .ice import estimate_ice, hole_intensities
+from .lattice import INLIER_TOLERANCE, empty_sites, fit_lattice
+from .model import HoleModel, RawPrediction
+
+__all__ = ["NOMINAL_HOLE_DIAMETER_UM", "Affine", "HoleSet", "check_image", "decode_prediction", "find_holes",
+           "network_scale"]
+
+F64 = npt.NDArray[np.float64]
+Affine = tuple[tuple[float, float, float], tuple[float, float, float]]
+
+#: Hole size assumed when the job does not say: the middle of R0.6 … R2 (µm).
+NOMINAL_HOLE_DIAMETER_UM: Final[float] = 1.4
+#: Radius (network-input px) an image is scaled to when its holes fall outside the trained range.
+TARGET_RADIUS_PX: Final[float] = 7.0
+#: Images smaller than this, or larger, are refused (px per side).
+MIN_SIDE_PX: Final[int] = 32
+MAX_SIDE_PX: Final[int] = 16384
+_PIXEL_RANGE_A: Final[tuple[float, float]] = (1.0, 20000.0)
+#: Two detections closer than this fraction of the larger radius are one hole.
+_NMS_OVERLAP: Final[float] = 0.6
+#: A free lattice site is completed when its heat is at least this fraction of the threshold …
+_COMPLETE_HEAT_FRACTION: Final[float] = 0.25
+#: … and its hole/ring contrast lies inside the detected holes' 2–98 % range widened by this.
+_COMPLETE_CONTRAST_SLACK: Final[float] = 0.1
+_SCALE_MARGIN_PX: Final[tuple[float, float]] = (0.5, 1.0)
+
+
+@dataclass(frozen=True)
+class HoleSet:
+    """What :func:`find_holes` found: detections, the lattice fit and the ice reference."""
+
+    holes: list[HoleDetection]
+    lattice: LatticeFit
+    ice_reference: IceReference
+    vacuum_intensity: float | None
+    scale: float
+    elapsed_s: float
+
+
+def check_image(image: npt.NDArray[np.generic], pixel_size_a: float) -> npt.NDArray[np.float32]:
+    """The image as float32 (H, W), or :class:`InvalidInput` naming what is wrong."""
+    a = np.asarray(image)
+    if a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim != 2:
+        raise InvalidInput(f"expected one 2-D image, got shape {a.shape}", field="image")
+    if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)) or a.dtype == np.bool_:
+        raise InvalidInput(f"image must be integer or float, got dtype {a.dtype}", field="image")
+    if min(a.shape) < MIN_SIDE_PX or max(a.shape) > MAX_SIDE_PX:
+        raise InvalidInput(f"image of {a.shape[0]} × {a.shape[1]} px: each side must be in "
+                           f"[{MIN_SIDE_PX}, {MAX_SIDE_PX}] px", field="image")
+    if not (math.isfinite(pixel_size_a) and _PIXEL_RANGE_A[0] <= pixel_size_a <= _PIXEL_RANGE_A[1]):
+        raise InvalidInput(f"pixel_size_a must be in [{_PIXEL_RANGE_A[0]:g}, {_PIXEL_RANGE_A[1]:g}] Å "
+                           f"(square and View images), got {pixel_size_a}", field="pixel_size_a")
+    out = a.astype(np.float32, copy=False)
+    if not np.isfinite(out).all():
+        raise InvalidInput("image contains NaN or Inf values", field="image")
+    return out
+
+
+def network_scale(radius_px: float, radius_range_px: tuple[float, float]) -> float:
+    """Scale that brings a hole radius into the trained range (1 when it already is)."""
+    lo, hi = radius_range_px
+    # Scaling costs time (a 1280² square of R0.6 holes at r = 4 px would become 2240²): keep the
+    # image as it is anywhere inside the trained range, less a small margin at each end.
+    if lo + _SCALE_MARGIN_PX[0] <= radius_px <= hi - _SCALE_MARGIN_PX[1]:
+        return 1.0
+    return TARGET_RADIUS_PX / radius_px
+
+
+def decode_prediction(pred: RawPrediction, threshold: float) -> tuple[F64, F64, F64, F64, npt.NDArray[np.int64]]:
+    """Heat-map peaks → centre (x, y) and radius in network-input px, score, class index.
+
+    Notes
+    -----
+    A peak at cell (i, j) with offset (dx, dy) sits at x = (j + dx + ½)·stride − ½ (pixel
+    centres), radius exp(log_radius[i, j]).
+    """
+    peaks = find_peaks(pred.heat, threshold=threshold, subpixel=False)
+    iy, ix = peaks.y.astype(np.int64), peaks.x.astype(np.int64)
+    s = pred.stride
+    x = (ix + pred.offset[0, iy, ix] + 0.5) * s - 0.5
+    y = (iy + pred.offset[1, iy, ix] + 0.5) * s - 0.5
+    r = np.exp(np.clip(pred.log_radius[iy, ix], -2.0, 6.0))
+    return x.astype(np.float64), y.astype(np.float64), r.astype(np.float64), peaks.score.astype(np.float64), peaks.label
+
+
+def _heat_at(pred: RawPrediction, x_in: F64, y_in: F64) -> npt.NDArray[np.float32]:
+    """Heat (3, N) at the cells holding network-input points."""
+    h, w = pred.heat.shape[1:]
+    ix = np.clip(np.rint((x_in + 0.5) / pred.stride - 0.5).astype(np.int64), 0, w - 1)
+    iy = np.clip(np.rint((y_in + 0.5) / pred.stride - 0.5).astype(np.int64), 0, h - 1)
+    return np.asarray(pred.heat[:, iy, ix], dtype=np.float32)
+
+
+def find_holes(image: npt.NDArray[np.generic], *, pixel_size_a: float, model: HoleModel,
+               params: HoleFinderParams | None = None, hole_diameter_um: float | None = None,
+               image_to_stage: Affine | None = None) -> HoleSet:
+    """Find, classify and measure the holes of one image.
+
+    Parameters
+    ----------
+    image : (H, W) counts: a square (Search) or a medium-magnification (View) image
+    pixel_size_a : Å per pixel
+    model : the loaded detector
+    params : thresholds and switches (:class:`~gridpilot.contracts.HoleFinderParams`)
+    hole_diameter_um : nominal hole size (R1.2/1.3 → 1.2); ``None``: 1.4 µm
+    image_to_stage : 2 × 3 affine (col, row, 1) → stage µm; ``None``: pixel size from the origin
+
+    Returns
+    -------
+    HoleSet, holes sorted by score (lattice additions last).
+
+    Raises
+    ------
+    gridpilot.errors.InvalidInput
+        For an image that is not 2-D, too small or large, non-finite, or a pixel size out of range.
+    """
+    start = time.perf_counter()
+    params = params or HoleFinderParams()
+    img = check_image(image, pixel_size_a)
+    px_um = pixel_size_a * 1e-4
+    radius_px = (hole_diameter_um or NOMINAL_HOLE_DIAMETER_UM) / 2 / px_um
+    scale = network_scale(radius_px, model.radius_range_px)
+    x_in, lb = letterbox(robust_normalize(img), scale=scale, stride=model.input_multiple)
+    pred = model.predict(x_in)
+    xi, yi, ri, score, cls = decode_prediction(pred, params.score_threshold)
+    keep = (xi < lb.content_shape[1] - 0.5) & (yi < lb.content_shape[0] - 0.5)
+    xi, yi, ri, score, cls = xi[keep], yi[keep], ri[keep], score[keep], cls[keep]
+    order = nms_circles(xi, yi, ri, score, overlap=_NMS_OVERLAP)
+    xi, yi, ri, score, cls = xi[order], yi[order], ri[order], score[order], cls[order]
+    x, y = lb.to_image(xi, yi)
+    r = ri / scale
+    labels = np.array(["hole", "empty", "contaminant"])[cls] if len(cls) else np.zeros(0, "<U11")
+    added = np.zeros(len(x), bool)
+    lattice = LatticeFit(mode="detections", reason="lattice fit switched off (params.use_lattice)")
+    if params.use_lattice:
+        x, y, r, score, labels, added, lattice = _apply_lattice(
+            img, pred, lb, x, y, r, score, labels, px_um, params)
+    stats = hole_intensities(img, x, y, r)
+    ice = estimate_ice(stats.median, stats.background, labels, mfp_nm=params.ice_mfp_nm)
+    (a, b, tx), (d, e, ty) = image_to_stage or ((px_um, 0.0, 0.0), (0.0, -px_um, 0.0))
+    holes = [
+        HoleDetection(x_px=float(x[k]), y_px=float(y[k]), radius_px=float(r[k]), score=float(score[k]),
+                      label=str(labels[k]), mean_intensity=_finite(stats.mean[k]),
+                      median_intensity=_finite(stats.median[k]), ice_thickness_nm=_finite(ice.thickness_nm[k]),
+                      stage_x_um=float(a * x[k] + b * y[k] + tx), stage_y_um=float(d * x[k] + e * y[k] + ty),
+                      from_lattice=bool(added[k]))
+        for k in range(len(x))
+    ]
+    return HoleSet(holes=holes, lattice=lattice, ice_reference=ice.reference,
+                   vacuum_intensity=ice.vacuum_intensity, scale=float(scale),
+                   elapsed_s=time.perf_counter() - start)
+
+
+def _finite(v: float) -> float:
+    return float(v) if math.isfinite(v) else 0.0
+
+
+def _apply_lattice(img: npt.NDArray[np.float32], pred: RawPrediction, lb: Letterbox, x: F64, y: F64, r: F64,
+                   score: F64, labels: npt.NDArray[np.str_], px_um: float,
+                   params: HoleFinderParams) -> tuple[F64, F64, F64, F64, npt.NDArray[np.str_],
+                                                      npt.NDArray[np.bool_], LatticeFit]:
+    """Fit the lattice to hole/empty detections; drop strays, complete free sites; or fall back."""
+    target = labels != "contaminant"
+    fit = fit_lattice(x[target], y[target], min_holes=params.min_lattice_holes)
+    none_added = np.zeros(len(x), bool)
+    if fit.lattice is None:
+        return x, y, r, score, labels, none_added, LatticeFit(mode="detections", reason=fit.reason)
+    lat = fit.lattice
+    keep = np.ones(len(x), bool)
+    keep[np.flatnonzero(target)[~fit.inlier]] = False
+    dropped = int((~keep).sum())
+    r_hole = float(np.median(r[target][fit.inlier]))
+    sx, sy = empty_sites(fit, img.shape, margin_px=r_hole)
+    if len(sx) and (~target).any():  # a contaminant sitting on a site occupies it
+        d = np.hypot(sx[:, None] - x[~target][None], sy[:, None] - y[~target][None]).min(axis=1)
+        free = d > INLIER_TOLERANCE * lat.pitch_px * 2
+        sx, sy = sx[free], sy[free]
+    add = np.zeros(len(sx), bool)
+    add_label = np.full(len(sx), "hole", dtype="<U11")
+    if len(sx):
+        heat = _heat_at(pred, *lb.to_input(sx, sy))
+        hole_heat = heat[:2].max(axis=0)
+        cand = hole_intensities(img, sx, sy, np.full(len(sx), r_hole))
+        det = hole_intensities(img, x[keep & target], y[keep & target], r[keep & target])
+        with np.errstate(divide="ignore", invalid="ignore"):  # a ring on an opaque bar reads 0
+            ref = det.median / det.background
+            c = cand.median / cand.background
+        ref = ref[np.isfinite(ref)]
+        if ref.size:
+            lo, hi = np.percentile(ref, [2, 98])
+            slack = _COMPLETE_CONTRAST_SLACK * max(hi - lo, 1e-6)
+            # Darker than the detected holes is allowed (thick ice); brighter than the brightest
+            # by more than the slack is not (broken film, vacuum around the square).
+            add = ((hole_heat >= _COMPLETE_HEAT_FRACTION * params.score_threshold)
+                   & np.isfinite(c) & (c >= lo - slack) & (c <= hi + slack))
+        add_label = np.where(heat[1] > heat[0], "empty", "hole")
+    n_add = int(add.sum())
+    x = np.concatenate([x[keep], sx[add]])
+    y = np.concatenate([y[keep], sy[add]])
+    r = np.concatenate([r[keep], np.full(n_add, r_hole)])
+    score = np.concatenate([score[keep], np.zeros(n_add)])
+    labels = np.concatenate([labels[keep], add_label[add]])
+    added = np.concatenate([np.zeros(int(keep.sum()), bool), np.ones(n_add, bool)])
+    info = LatticeFit(mode="lattice", reason=fit.reason, pitch_px=lat.pitch_px, pitch_um=lat.pitch_px * px_um,
+                      rotation_deg=lat.rotation_deg, added=n_add, dropped=dropped)
+    return x, y, r, score, labels, added, info
