@@ -5,7 +5,10 @@ Starts its own nats-server (JetStream, temp folder), then measures, in one proce
 - gridpilot: ``Bus.submit_job`` -> ``Worker`` (validate, handler, publish the result, ack) ->
   the result event read by the submitter through ``Bus.events``;
 - raw (the floor): JetStream publish -> pull consumer ``fetch`` -> JetStream publish of the
-  result -> ack, the submitter subscribed to the result subject with core NATS.
+  result -> ack, the submitter subscribed to the result subject with core NATS. The floor runs
+  at the same concurrency as gridpilot's worker: it fetches as many jobs as it has free slots
+  and handles each in its own task, at most ``--concurrency`` at once (a floor handling one
+  job at a time against a worker running eight would not be a floor).
 
 Jobs carry about 1 KB of JSON. Latency: one job in flight at a time (p50, p99). Throughput:
 all jobs submitted at once, jobs per second until the last result arrives.
@@ -128,7 +131,8 @@ async def bench_gridpilot(url: str, n: int, n_throughput: int, concurrency: int,
         await client.close()
 
 
-async def bench_raw(url: str, n: int, n_throughput: int, server_pid: int) -> dict[str, float]:
+async def bench_raw(url: str, n: int, n_throughput: int, concurrency: int,
+                    server_pid: int) -> dict[str, float]:
     client = await nats.connect(url, name="raw-client")
     server = await nats.connect(url, name="raw-worker")
     js_client, js_server = client.jetstream(), server.jetstream()
@@ -140,17 +144,33 @@ async def bench_raw(url: str, n: int, n_throughput: int, server_pid: int) -> dic
     payload = make_job().model_dump_json().encode()
     stop = asyncio.Event()
 
+    slots = asyncio.Semaphore(concurrency)
+    running: set[asyncio.Task[None]] = set()
+
+    async def settle(msg: Any) -> None:
+        try:
+            await js_server.publish("rawevt.result", msg.data)
+            await msg.ack()
+        finally:
+            slots.release()
+
     async def work() -> None:
-        batch = 1
         while not stop.is_set():
+            await slots.acquire()
+            free = 1
+            while free < concurrency and not slots.locked():
+                await slots.acquire()
+                free += 1
             try:
-                msgs = await psub.fetch(batch, timeout=0.5)
-            except nats.errors.TimeoutError:
-                continue
+                msgs = await psub.fetch(free, timeout=0.5)
+            except (TimeoutError, nats.errors.TimeoutError):  # a batch fetch raises the latter
+                msgs = []
+            for _ in range(free - len(msgs)):
+                slots.release()
             for msg in msgs:
-                await js_server.publish("rawevt.result", msg.data)
-                await msg.ack()
-            batch = 64 if len(msgs) == batch else 1
+                task = asyncio.create_task(settle(msg))
+                running.add(task)
+                task.add_done_callback(running.discard)
 
     worker = asyncio.create_task(work())
 
@@ -169,6 +189,7 @@ async def bench_raw(url: str, n: int, n_throughput: int, server_pid: int) -> dic
     finally:
         stop.set()
         await worker
+        await asyncio.gather(*running)
         await psub.unsubscribe()
         await results.unsubscribe()
         await server.drain()
@@ -176,24 +197,30 @@ async def bench_raw(url: str, n: int, n_throughput: int, server_pid: int) -> dic
 
 
 async def run(n: int, n_throughput: int, concurrency: int, rounds: int) -> dict[str, Any]:
-    """Interleave the three set-ups ``rounds`` times (the machine is shared) and keep medians."""
-    runs: dict[str, list[dict[str, float]]] = {"raw": [], "grid": [], "grid_c1": []}
+    """Interleave the set-ups ``rounds`` times (the machine is shared) and keep medians.
+
+    Each gridpilot figure is set beside the floor at the same concurrency: ``concurrency``, and
+    1 as well when ``concurrency`` is not 1.
+    """
+    runs: dict[str, list[dict[str, float]]] = {"raw": [], "grid": [], "grid_c1": [], "raw_c1": []}
     with tempfile.TemporaryDirectory(prefix="gridpilot-bench-bus-") as tmp, \
             NatsServer.start(Path(tmp)) as nats_server:
         url, pid = nats_server.url, nats_server.process.pid
         for _ in range(rounds):
-            runs["raw"].append(await bench_raw(url, n, n_throughput, pid))
+            runs["raw"].append(await bench_raw(url, n, n_throughput, concurrency, pid))
             runs["grid"].append(await bench_gridpilot(url, n, n_throughput, concurrency, pid))
             if concurrency != 1:
+                runs["raw_c1"].append(await bench_raw(url, n, n_throughput, 1, pid))
                 runs["grid_c1"].append(await bench_gridpilot(url, n, n_throughput, 1, pid))
     if concurrency == 1:
-        runs["grid_c1"] = runs["grid"]
+        runs["grid_c1"], runs["raw_c1"] = runs["grid"], runs["raw"]
 
     def median(setup: str, key: str) -> float:
         return statistics.median(r[key] for r in runs[setup])
 
     result: dict[str, Any] = {
-        "n": n, "n_throughput": n_throughput, "concurrency": concurrency, "rounds": rounds,
+        "n": n, "n_throughput": n_throughput, "concurrency": concurrency,
+        "raw_concurrency": concurrency, "rounds": rounds,
         "payload_bytes": _PAYLOAD_BYTES,
     }
     for key in ("p50_ms", "p99_ms", "jobs_per_s", "cpu_us_per_job"):
@@ -201,21 +228,25 @@ async def run(n: int, n_throughput: int, concurrency: int, rounds: int) -> dict[
         result[f"raw_{key}"] = median("raw", key)
     result["jobs_per_s_concurrency_1"] = median("grid_c1", "jobs_per_s")
     result["cpu_us_per_job_concurrency_1"] = median("grid_c1", "cpu_us_per_job")
+    result["raw_jobs_per_s_concurrency_1"] = median("raw_c1", "jobs_per_s")
     result["p99_vs_raw"] = result["p99_ms"] / result["raw_p99_ms"]
     result["throughput_vs_raw"] = result["jobs_per_s"] / result["raw_jobs_per_s"]
-    result["throughput_c1_vs_raw"] = result["jobs_per_s_concurrency_1"] / result["raw_jobs_per_s"]
+    result["throughput_c1_vs_raw"] = (result["jobs_per_s_concurrency_1"]
+                                      / result["raw_jobs_per_s_concurrency_1"])
     result["rounds_detail"] = runs
     return result
 
 
 def print_table(r: dict[str, Any]) -> None:
     rows = [
-        ("raw nats-py (floor)", r["raw_p50_ms"], r["raw_p99_ms"], r["raw_jobs_per_s"],
+        (f"raw nats-py floor (conc. {r['raw_concurrency']})", r["raw_p50_ms"], r["raw_p99_ms"], r["raw_jobs_per_s"],
          r["raw_cpu_us_per_job"]),
         (f"gridpilot (concurrency {r['concurrency']})", r["p50_ms"], r["p99_ms"], r["jobs_per_s"],
          r["cpu_us_per_job"]),
     ]
     if r["concurrency"] != 1:
+        rows.append(("raw nats-py floor (conc. 1)", float("nan"), float("nan"),
+                     r["raw_jobs_per_s_concurrency_1"], float("nan")))
         rows.append(("gridpilot (concurrency 1)", float("nan"), float("nan"),
                      r["jobs_per_s_concurrency_1"], r["cpu_us_per_job_concurrency_1"]))
     print(f"bus round trip, {r['payload_bytes']} B jobs; latency over {r['n']} jobs one at a "
@@ -225,7 +256,8 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"{name:30} {p50:8.2f} {p99:8.2f} {tput:8.0f} {cpu:11.0f}")
     print(f"gridpilot p99 = {r['p99_vs_raw']:.2f} x floor; throughput = "
           f"{100 * r['throughput_vs_raw']:.0f} % of floor "
-          f"({100 * r['throughput_c1_vs_raw']:.0f} % at concurrency 1); cpu us/job counts this "
+          f"({100 * r['throughput_c1_vs_raw']:.0f} % of the concurrency-1 floor at concurrency 1); "
+          "cpu us/job counts this "
           "process and the nats-server")
 
 
