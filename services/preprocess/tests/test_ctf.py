@@ -12,7 +12,8 @@ import pytest
 from gridpilot.contracts import PreprocessParams
 from gridpilot.optics import ctf_1d
 from preprocess.ctf import estimate_ctf
-from preprocess.ctfquality import windowed_correlation
+from gridpilot.optics import CTFParams
+from preprocess.ctfquality import _fit_resolution, windowed_correlation
 from preprocess.powerspec import equiphase_frequency, power_spectrum
 
 ImageFactory = Callable[..., npt.NDArray[np.float64]]
@@ -123,3 +124,21 @@ def test_windowed_correlation_ignores_a_sloping_background() -> None:
     data = 3.0 * model + 0.05 * np.arange(400)
     corr = windowed_correlation(data, model[None, :], np.full((1, 400), 10))[0]
     assert np.all(corr[10:-10] > 0.99)
+
+
+def test_the_fit_resolution_ends_at_the_first_gap_it_cannot_bridge() -> None:
+    """Regression (issue 14): a short chance stretch at high frequency, where rings are a few
+    bins apart, was taken for the fit resolution (2.4 Å at a CC of 0.045) because it spanned
+    the most rings."""
+    params = CTFParams(15000.0, 15000.0, 0.0)
+    k = np.arange(257) / 512.0  # 1 Å pixels, 512-px tile
+    corr = np.zeros(257)
+    corr[20:61] = 0.9  # the rings the fit explains, 25.6–8.4 Å
+    corr[65:90] = 0.9  # after a dip of 4 bins (about half a ring period): still the same fit
+    corr[220:246] = 0.9  # a chance stretch beyond a wide gap, 2.3–2.1 Å, over more rings
+    end_a, start_a = _fit_resolution(k, corr, range(10, 250), params)
+    assert start_a == pytest.approx(1.0 / k[20])
+    assert end_a == pytest.approx(1.0 / k[89])
+    corr[65:90] = 0.0
+    end_a, _ = _fit_resolution(k, corr, range(10, 250), params)
+    assert end_a == pytest.approx(1.0 / k[60])

@@ -32,6 +32,8 @@ _BELOW_RUN_BINS: Final[int] = 3
 #: The fit is said to hold from the first bin that starts a run of this many bins above it.
 _MIN_HELD_BINS: Final[int] = 6
 _MIN_HALF_WINDOW_BINS: Final[int] = 3
+#: A dip in the fit-resolution curve no wider than this many ring periods does not end the fit.
+_MAX_DIP_RINGS: Final[float] = 1.0
 #: Window half-width in ring periods.
 _HALF_WINDOW_PERIODS: Final[float] = 0.75
 #: Rings closer than this many spectrum pixels are not resolved by the spectrum.
@@ -190,9 +192,12 @@ def _fit_resolution(
 
     A stretch starts at a bin from which the correlation stays at or above the threshold for
     ``_MIN_HELD_BINS`` bins and ends at the last bin before it stays below for
-    ``_BELOW_RUN_BINS`` bins. Of several stretches (a dip where the background turns steeply
-    can split them) the one spanning the most Thon rings is taken. None: both are the band's
-    low limit.
+    ``_BELOW_RUN_BINS`` bins. The fit holds over the *first* stretch (the lowest frequencies)
+    and over each following one that starts within ``_MAX_DIP_RINGS`` ring periods of where
+    the previous one ended (a dip where the background turns steeply); it ends at the first gap
+    it cannot bridge. A stretch beyond such a gap is not counted: at high frequency the rings
+    are a few bins apart and noise matches CTF² over several of them by chance (issue 14: a
+    fit said to hold to 2.4 Å at a CC of 0.045). None: both are the band's low limit.
     """
     above = np.isfinite(corr) & (corr >= FRC_SIGNIFICANCE)
     stretches: list[tuple[int, int]] = []
@@ -214,11 +219,17 @@ def _fit_resolution(
             j += 1
     if not stretches:
         return float(1.0 / k[indices.start]), float(1.0 / k[indices.start])
-    first, last = max(stretches, key=lambda fl: _rings_between(float(k[fl[0]]), float(k[fl[1]]), params))
+    first, last = stretches[0]
+    for nxt_first, nxt_last in stretches[1:]:
+        if _rings_between(float(k[last]), float(k[nxt_first]), params) > _MAX_DIP_RINGS:
+            break
+        last = nxt_last
     return float(1.0 / k[last]), float(1.0 / k[first])
 
 
-def half_agreement_tolerance_a(params: CTFParams, fit_resolution_a: float) -> float:
+def half_agreement_tolerance_a(
+    params: CTFParams, fit_resolution_a: float, rings: float = HALF_AGREEMENT_RINGS
+) -> float:
     """How far apart the defoci of two half-movies may be before the fit is not trusted, Å.
 
     Notes
@@ -237,7 +248,7 @@ def half_agreement_tolerance_a(params: CTFParams, fit_resolution_a: float) -> fl
     """
     lam = electron_wavelength_a(params.voltage_kv)
     k_fit = 1.0 / max(fit_resolution_a, 1e-6)
-    ring_a = HALF_AGREEMENT_RINGS / (lam * k_fit * k_fit)
+    ring_a = rings / (lam * k_fit * k_fit)
     return max(MIN_HALF_AGREEMENT_A, HALF_AGREEMENT_FRACTION * params.defocus_mean_a, ring_a) + 0.5 * params.astigmatism_a
 
 
@@ -250,8 +261,12 @@ def assess_fit(
     k_band: tuple[float, float],
     defocus_range_a: tuple[float, float],
     half_defoci_a: tuple[float, float] | None = None,
+    half_agreement_rings: float = HALF_AGREEMENT_RINGS,
 ) -> FitQuality:
     """Fit resolution and confidence of a CTF fit to an amplitude spectrum.
+
+    ``half_agreement_rings`` is the half-movie tolerance in ring periods at the fit resolution
+    (:func:`half_agreement_tolerance_a`); the benchmark sweeps it on its tuning set.
 
     Notes
     -----
@@ -295,7 +310,7 @@ def assess_fit(
         reasons.append(f"rings explain little of the rotational average (score {score_1d:.3f})")
     if half_defoci_a is not None:
         gap = abs(half_defoci_a[0] - half_defoci_a[1])
-        allowed = half_agreement_tolerance_a(params, min(fit_res, MAX_CONFIDENT_FIT_RESOLUTION_A))
+        allowed = half_agreement_tolerance_a(params, min(fit_res, MAX_CONFIDENT_FIT_RESOLUTION_A), half_agreement_rings)
         if gap > allowed:
             reasons.append(
                 f"two half-movies give defoci {half_defoci_a[0]:.0f} and {half_defoci_a[1]:.0f} Å "
