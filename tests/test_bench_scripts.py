@@ -25,6 +25,7 @@ def test_bench_bus_writes_gridpilot_and_raw_figures(tmp_path: Path) -> None:
     d = _bench("bus", tmp_path, "--n", "40", "--rounds", "1")
     for key in ("p50_ms", "p99_ms", "jobs_per_s", "raw_p50_ms", "raw_p99_ms", "raw_jobs_per_s"):
         assert isinstance(d[key], float) and d[key] > 0, key
+    assert d["concurrency"] == d["raw_concurrency"] == 8
 
 
 def test_bench_gateway_writes_command_round_trips(tmp_path: Path) -> None:
@@ -34,10 +35,20 @@ def test_bench_gateway_writes_command_round_trips(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_bench_preprocess_quick_writes_its_accuracy_and_speed_figures(tmp_path: Path) -> None:
-    d = _bench("preprocess", tmp_path, "--quick", "--count", "2", "--teamtomo-count", "0")
-    for key in ("defocus_err_median_a", "defocus_err_p95_a", "not_confident_share", "drift_rms_px",
-                "baseline_defocus_err_median_a", "time_1k_s"):
+    d = _bench("preprocess", tmp_path, "--quick", "--count", "1", "--session-count", "1", "--tuning-count", "1",
+               "--session-tuning-count", "0", "--teamtomo-count", "0")
+    for key in ("defocus_err_median_a", "defocus_err_p95_a", "defocus_err_median_confident_a",
+                "defocus_err_p95_confident_a", "not_confident_share", "session_not_confident_share",
+                "drift_rms_px", "baseline_defocus_err_median_a", "time_1k_s", "time_1k_ratio_to_scope"):
         assert key in d, key
+    assert isinstance(d["time_1k_ratio_to_scope"], float) and d["time_1k_ratio_to_scope"] > 0
+    assert d["seeds"]["held_out_seed"] != d["seeds"]["tuning_seed"]
+    assert not set(d["seeds"]["session_held_out_twin_seeds"]) & set(d["seeds"]["session_tuning_twin_seeds"])
+    # RELION is a system package: its figures are numbers where it is installed, else null with a reason.
+    if d["relion_drift_rms_px"] is None:
+        assert d["relion_time_s"] is None and d["relion_absent_reason"]
+    else:
+        assert d["relion_drift_rms_px"] >= 0 and d["relion_time_s"] > 0
 
 
 @pytest.mark.slow
