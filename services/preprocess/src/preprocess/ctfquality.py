@@ -58,6 +58,8 @@ HALF_AGREEMENT_FRACTION: Final[float] = 0.03
 #: Largest phase disagreement between the halves' CTFs at the fit resolution, in ring periods
 #: (π of phase): half a ring keeps the two halves' rings in phase (|Δχ| < π/2) over the whole
 #: stretch where the full fit holds.
+#: On the bench's 20 tuning movies: 15 % not confident against 20 % with the fixed tolerance
+#: (0 rings), no confident fit off by > 500 Å either way; 1 ring gave 10 % (not yet adopted).
 HALF_AGREEMENT_RINGS: Final[float] = 0.5
 #: A defocus within this fraction of the search range from a bound counts as "at the bound".
 _BOUND_MARGIN: Final[float] = 0.01
