@@ -1,0 +1,69 @@
+"""The database: an engine, sessions, and the Alembic migrations that make its schema.
+
+SQLite (a file under the state folder) is the embedded default; PostgreSQL is a URL away.
+The schema is never created with ``create_all``: :func:`migrate` runs Alembic's ``upgrade
+head`` from the migrations shipped inside this package, so every database — a fresh SQLite
+file or a facility's PostgreSQL — has the same history::
+
+    engine = open_engine("sqlite:///.state/orchestrator.db")
+    migrate(engine)
+    with session_scope(engine) as db:
+        db.add(Microscope(id="krios-1"))
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+__all__ = ["alembic_config", "migrate", "open_engine", "session_scope"]
+
+logger = logging.getLogger(__name__)
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets foreign keys and a WAL journal (readers never block)."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=5000")
+            cur.close()
+    return engine
+
+
+def alembic_config(engine: Engine) -> Config:
+    """Alembic's configuration pointing at the packaged migrations and at ``engine``."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (``head``: the newest)."""
+    command.upgrade(alembic_config(engine), revision)
+    logger.info("database at %s migrated to %s", engine.url.render_as_string(hide_password=True),
+                revision)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction: committed when the block ends, rolled back when it raises."""
+    factory = sessionmaker(engine, expire_on_commit=False)
+    with factory() as db, db.begin():
+        yield db

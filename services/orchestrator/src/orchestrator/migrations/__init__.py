@@ -1,0 +1,1 @@
+"""Alembic migrations of the orchestrator database (run by :func:`orchestrator.db.migrate`)."""

@@ -1,0 +1,44 @@
+"""Targeting policies: pure functions of the session's state and parameters.
+
+No policy reads the twin's ground truth, touches the bus or the database, or keeps state between
+calls; randomness comes from a seeded :class:`numpy.random.Generator` passed in, so a decision
+can be reproduced. The one exception is named for what it is: :mod:`.oracle`, which benches use
+as the upper bound of what a perfect ice estimate would choose.
+
+- :mod:`.squares`: stratified square selection on the atlas;
+- :mod:`.holes`: intensity bins, darkest rejected, sampling across bins;
+- :mod:`.bis`: beam-image-shift grouping (thesis Fig. 3.3);
+- :mod:`.acquisition`: rolling defocus, offset targeting, tilt correction, drift wait, ZLP schedule.
+"""
+
+from __future__ import annotations
+
+from .acquisition import (
+    defocus_for_target,
+    needs_zlp_refinement,
+    offset_for_target,
+    tilted_defocus_um,
+    wait_for_drift,
+)
+from .bis import BisGroup, BisGrouping, group_holes_for_bis
+from .holes import HoleCandidate, intensity_classes, select_holes
+from .squares import SquareCandidate, select_squares, square_strata
+from .types import Selection
+
+__all__ = [
+    "BisGroup",
+    "BisGrouping",
+    "HoleCandidate",
+    "Selection",
+    "SquareCandidate",
+    "defocus_for_target",
+    "group_holes_for_bis",
+    "intensity_classes",
+    "needs_zlp_refinement",
+    "offset_for_target",
+    "select_holes",
+    "select_squares",
+    "square_strata",
+    "tilted_defocus_um",
+    "wait_for_drift",
+]

@@ -1,0 +1,185 @@
+"""Policies on planted cases: the answer is built into the input, then found."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from orchestrator.policies import (
+    HoleCandidate,
+    SquareCandidate,
+    defocus_for_target,
+    group_holes_for_bis,
+    intensity_classes,
+    needs_zlp_refinement,
+    offset_for_target,
+    select_holes,
+    select_squares,
+    tilted_defocus_um,
+    wait_for_drift,
+)
+from orchestrator.policies.oracle import select_holes_oracle
+
+
+def _squares(rng: np.random.Generator) -> list[SquareCandidate]:
+    out = []
+    for i in range(40):
+        label = "good" if i < 30 else ["cracked", "small", "contaminated", "dry"][i % 4]
+        area = 1000.0 + 500.0 * (i % 3) + rng.uniform(-40, 40)  # three planted size bins
+        out.append(SquareCandidate(f"s{i}", label, area, x_um=rng.uniform(-600, 600),
+                                   y_um=rng.uniform(-600, 600)))
+    out.append(SquareCandidate("far", "good", 1500.0, x_um=990.0, y_um=0.0))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_square_selection_takes_only_good_reachable_squares_and_every_size_stratum(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    squares = _squares(rng)
+    picks = select_squares(squares, 3, np.random.default_rng(seed), area_bins=3)
+    by_id = {s.id: s for s in squares}
+    assert len(picks) == 3
+    assert all(by_id[p.target_id].label == "good" for p in picks)
+    assert "far" not in {p.target_id for p in picks}  # beyond the 975 µm stage radius
+    assert sorted(p.stratum for p in picks) == ["good_1", "good_2", "good_3"]
+
+
+def test_square_selection_cycles_strata_before_repeating_one() -> None:
+    squares = _squares(np.random.default_rng(5))
+    picks = select_squares(squares, 7, np.random.default_rng(5), area_bins=3)
+    counts = {s: sum(p.stratum == s for p in picks) for s in ("good_1", "good_2", "good_3")}
+    assert sorted(counts.values()) == [2, 2, 3]
+    assert len({p.target_id for p in picks}) == 7
+
+
+def test_square_selection_zero_takes_every_eligible_square() -> None:
+    squares = _squares(np.random.default_rng(0))
+    assert len(select_squares(squares, 0, np.random.default_rng(0))) == 30
+
+
+def _holes(rng: np.random.Generator, n: int = 60) -> list[HoleCandidate]:
+    # Intensity 0..1; the planted darkest holes (0.0-0.25) are thick ice.
+    values = np.linspace(0.0, 1.0, n)
+    rng.shuffle(values)
+    return [HoleCandidate(f"h{i}", x_um=float(i), y_um=0.0, mean_intensity=float(v))
+            for i, v in enumerate(values)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_hole_selection_never_picks_the_darkest_part_and_spreads_over_bins(seed: int) -> None:
+    holes = _holes(np.random.default_rng(seed))
+    picks = select_holes(holes, 5, np.random.default_rng(seed), n_bins=5, reject_fraction=0.3)
+    value = {h.id: h.mean_intensity for h in holes}
+    assert len(picks) == 5
+    assert min(value[p.target_id] for p in picks) >= 0.3
+    assert sorted(p.stratum for p in picks) == ["i1", "i2", "i3", "i4", "i5"]
+
+
+def test_hole_selection_zero_selects_every_hole_outside_the_dark_part() -> None:
+    holes = _holes(np.random.default_rng(0))
+    picks = select_holes(holes, 0, np.random.default_rng(0), reject_fraction=0.3)
+    assert {p.target_id for p in picks} == {h.id for h in holes if h.mean_intensity >= 0.3}
+
+
+def test_contaminants_and_holes_marked_bad_are_class_zero() -> None:
+    holes = [HoleCandidate("a", 0, 0, 0.9), HoleCandidate("b", 0, 0, 1.0, label="contaminant"),
+             HoleCandidate("c", 0, 0, 0.95, bad=True), HoleCandidate("d", 0, 0, 0.1)]
+    assert intensity_classes(holes, n_bins=2, reject_fraction=0.3) == {"a": 2, "b": 0, "c": 0,
+                                                                        "d": 0}
+
+
+def test_the_oracle_reads_only_the_planted_truth() -> None:
+    holes = _holes(np.random.default_rng(0), n=10)
+    truth = {h.id: (40.0 if i % 2 else 200.0) for i, h in enumerate(holes)}
+    picks = select_holes_oracle(holes, 0, np.random.default_rng(0), true_ice_nm=truth)
+    assert {p.target_id for p in picks} == {h.id for i, h in enumerate(holes) if i % 2}
+
+
+def _lattice(nx: int, ny: int, pitch_um: float) -> tuple[list[str], np.ndarray]:
+    xy = np.array([(i * pitch_um, j * pitch_um) for j in range(ny) for i in range(nx)], float)
+    return [f"h{k}" for k in range(len(xy))], xy
+
+
+def test_bis_groups_a_3x3_lattice_into_one_group_from_its_centre() -> None:
+    ids, xy = _lattice(3, 3, 2.0)
+    g = group_holes_for_bis(ids, xy, max_radius_um=2.9, rng=np.random.default_rng(0))
+    assert len(g.groups) == 1 and g.groups[0].center == "h4"
+    assert sorted(g.groups[0].members) == sorted(ids) and g.groups[0].members[0] == "h4"
+    assert g.coverage == 1.0 and g.score == pytest.approx(100.0 - 2.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_bis_covers_a_lattice_with_far_fewer_groups_than_holes(seed: int) -> None:
+    ids, xy = _lattice(9, 9, 2.0)  # 81 holes, 3x3 blocks fit exactly
+    g = group_holes_for_bis(ids, xy, max_radius_um=2.9, rng=np.random.default_rng(seed))
+    members = [m for grp in g.groups for m in grp.members]
+    assert len(members) == len(set(members))  # no hole in two groups
+    assert g.coverage == 1.0
+    assert len(g.groups) <= 14  # 9 perfect blocks; random greedy passes get close
+    for grp in g.groups:
+        c = xy[ids.index(grp.center)]
+        assert all(np.hypot(*(xy[ids.index(m)] - c)) <= 2.9 for m in grp.members)
+
+
+def test_bis_min_group_size_leaves_isolated_holes_ungrouped() -> None:
+    ids, xy = _lattice(3, 3, 2.0)
+    ids, xy = [*ids, "lonely"], np.vstack([xy, [[50.0, 50.0]]])
+    g = group_holes_for_bis(ids, xy, max_radius_um=2.9, rng=np.random.default_rng(0),
+                            min_group_size=3)
+    assert "lonely" not in {m for grp in g.groups for m in grp.members}
+    assert g.coverage == pytest.approx(9 / 10)
+
+
+def test_bis_stops_after_the_patience_without_improvement() -> None:
+    ids, xy = _lattice(3, 3, 2.0)
+    g = group_holes_for_bis(ids, xy, max_radius_um=2.9, rng=np.random.default_rng(0))
+    assert g.passes == 251  # the first pass is already the best: 250 more without improvement
+
+
+def test_bis_rerun_without_holes_marked_bad_regroups_the_rest() -> None:
+    ids, xy = _lattice(3, 3, 2.0)
+    keep = [i for i, h in enumerate(ids) if h != "h4"]
+    g = group_holes_for_bis([ids[i] for i in keep], xy[keep], max_radius_um=2.9,
+                            rng=np.random.default_rng(0))
+    assert "h4" not in {m for grp in g.groups for m in grp.members} and g.coverage == 1.0
+
+
+def test_rolling_defocus_steps_away_from_focus_and_wraps() -> None:
+    seq = [defocus_for_target(i, -1.0, -1.8, 0.2) for i in range(7)]
+    assert seq == [-1.0, -1.2, -1.4, -1.6, -1.8, -1.0, -1.2]
+    assert defocus_for_target(3, -2.0, -2.0, 0.0) == -2.0
+    assert defocus_for_target(1, -1.8, -1.0, 0.2) == -1.2  # the order of min/max does not matter
+
+
+@pytest.mark.parametrize(("film", "fraction"), [("carbon", 0.8), ("gold", 0.5)])
+def test_random_offsets_stay_within_the_film_fraction_of_the_radius(film: str, fraction: float) -> None:
+    rng = np.random.default_rng(0)
+    d = [math.hypot(*offset_for_target(rng, hole_radius_um=1.0, film_material=film,
+                                       offset_targeting=True, offset_distance_um=-1.0,
+                                       collection_mode=False)) for _ in range(400)]
+    assert max(d) <= fraction + 1e-9 and max(d) > 0.9 * fraction
+
+
+def test_offsets_are_off_in_collection_mode_unless_a_distance_is_fixed() -> None:
+    rng = np.random.default_rng(0)
+    kw = {"hole_radius_um": 1.0, "film_material": "carbon", "offset_targeting": True}
+    assert offset_for_target(rng, offset_distance_um=-1.0, collection_mode=True, **kw) == (0.0, 0.0)
+    fixed = offset_for_target(rng, offset_distance_um=0.3, collection_mode=True, **kw)
+    assert math.hypot(*fixed) == pytest.approx(0.3)
+
+
+def test_tilted_collection_corrects_defocus_along_the_tilt() -> None:
+    assert tilted_defocus_um(-2.0, image_shift_y_um=0.0, tilt_deg=30.0) == -2.0
+    assert tilted_defocus_um(-2.0, image_shift_y_um=-4.0, tilt_deg=30.0) == pytest.approx(0.0)
+    assert tilted_defocus_um(-2.0, image_shift_y_um=3.0, tilt_deg=0.0) == -2.0
+
+
+def test_drift_wait_and_zlp_schedule() -> None:
+    assert wait_for_drift(-1.0, 60.0) is None
+    assert wait_for_drift(2.0, 60.0) is not None
+    assert not needs_zlp_refinement(None, 0.0, -1.0)
+    assert needs_zlp_refinement(None, 0.0, 1.0)
+    assert not needs_zlp_refinement(100.0, 100.0 + 3599.0, 1.0)
+    assert needs_zlp_refinement(100.0, 100.0 + 3600.0, 1.0)
