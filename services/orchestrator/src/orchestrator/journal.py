@@ -77,6 +77,16 @@ class Journal:
             if step is not None and step.state == "sent":
                 step.state, step.result, step.done_at = state, result, datetime.now(UTC)
 
+    def step_state(self, key: str) -> str | None:
+        """``sent``, ``done`` or ``failed`` for an entry, None when nothing was written for it."""
+        step = self._get(key)
+        return step.state if step is not None else None
+
+    def job_id(self, key: str, job: JobRequest) -> str:
+        """The id :meth:`submit` will use for ``key``: the stored one, else ``job.job_id``."""
+        step = self._get(key)
+        return step.command_id if step is not None else job.job_id
+
     def rng(self, key: str) -> np.random.Generator:
         """A generator seeded by the session seed and ``key``: one decision, one stream."""
         digest = hashlib.sha256(f"{self.seed}/{key}".encode()).digest()

@@ -96,6 +96,13 @@ class Protocol(BaseModel):
     def steps(self, level: Level) -> list[ProtocolStep]:
         return self.levels.get(level, [])
 
+    def to_mapping(self) -> dict[str, Any]:
+        """The protocol in its YAML form (what :func:`parse_protocol` reads back)."""
+        out: dict[str, Any] = {"name": self.name, "description": self.description}
+        for level, steps in self.levels.items():
+            out[level] = [{s.name: dict(s.args)} if s.args else s.name for s in steps]
+        return out
+
     def step(self, level: Level, name: str) -> ProtocolStep | None:
         """The first step called ``name`` at ``level``, if the protocol has one."""
         return next((s for s in self.steps(level) if s.name == name), None)
