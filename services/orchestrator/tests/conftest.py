@@ -11,7 +11,7 @@ true ice). It never ships: the product's finders submit jobs to the detector ser
 from __future__ import annotations
 
 import asyncio
-import json
+import importlib.util
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -20,20 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 from fastapi import FastAPI
 
-from gridpilot.bus import Bus, BusSettings, JobContext, Worker
-from gridpilot.contracts import (
-    AtlasDetected,
-    DetectAtlasJob,
-    DetectHolesJob,
-    HoleDetection,
-    HolesDetected,
-    SquareDetection,
-    subjects,
-)
+from gridpilot.bus import Bus, BusSettings
 from gridpilot.storage import ObjectStore, StorageSettings, keys, open_store
 from orchestrator.app import create_app
 from orchestrator.config import OrchestratorSettings
@@ -41,6 +31,20 @@ from scope_gateway.app import create_app as create_gateway
 from scope_gateway.config import GatewaySettings
 
 _STREAM_BYTES = 64 * 1024 * 1024
+_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _load_standin() -> Any:
+    """The test-only detector stand-in, shared with bench/session.py (never shipped)."""
+    spec = importlib.util.spec_from_file_location("standin_detectors",
+                                                  _ROOT / "bench" / "standin_detectors.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TruthDetectors = _load_standin().TruthDetectors
 SCOPE_ID = "twin-1"
 
 
@@ -61,64 +65,6 @@ async def serving(app: FastAPI, base_url: str = "http://orchestrator") -> AsyncI
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=base_url, timeout=60) as client:
             yield client
-
-
-class TruthDetectors:
-    """Test-only stand-in for the detector services (see the module docstring)."""
-
-    def __init__(self, bus: Bus, store: ObjectStore) -> None:
-        self.bus, self.store = bus, store
-        self.workers: list[Worker] = []
-        self.jobs: dict[str, int] = {}
-
-    async def start(self) -> None:
-        for kind, handler in ((subjects.DETECT_ATLAS, self.atlas),
-                              (subjects.DETECT_HOLES, self.holes)):
-            worker = Worker(self.bus, service="standin-detector", kind=kind, handler=handler,
-                            concurrency=2, ack_wait_s=30.0)
-            await worker.start()
-            self.workers.append(worker)
-
-    async def stop(self) -> None:
-        for worker in self.workers:
-            await worker.stop(drain=False)
-
-    async def _truth(self, key: str) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(await self.store.get_bytes(keys.truth_key(key)))
-        return data
-
-    async def atlas(self, job: DetectAtlasJob, ctx: JobContext) -> AtlasDetected:
-        self.jobs[job.job_id] = self.jobs.get(job.job_id, 0) + 1
-        truth = await self._truth(job.atlas_key)
-        squares = [SquareDetection(box_px=tuple(s["box_px"]), label=s["square_class"], score=0.9,
-                                   stage_x_um=s["centre_um"][0], stage_y_um=s["centre_um"][1],
-                                   area_um2=s["side_um"] ** 2)
-                   for s in truth["squares"] if s.get("box_px") is not None]
-        return AtlasDetected(job_id=job.job_id, session_id=job.session_id, grid_id=job.grid_id,
-                             service="standin-detector", atlas_key=job.atlas_key,
-                             squares=squares, model_version="truth-standin")
-
-    async def holes(self, job: DetectHolesJob, ctx: JobContext) -> HolesDetected:
-        self.jobs[job.job_id] = self.jobs.get(job.job_id, 0) + 1
-        truth = await self._truth(job.square_key)
-        image, _ = await self.store.get_array(job.square_key)
-        img = np.asarray(image, dtype=np.float64)
-        rows, cols = np.indices(img.shape)
-        found = []
-        for h in truth["holes"]:
-            if h.get("centre_px") is None:
-                continue
-            (cx, cy), r = h["centre_px"], max(float(h["radius_px"]), 1.0)
-            disc = (cols - cx) ** 2 + (rows - cy) ** 2 <= r**2
-            if not disc.any():
-                continue
-            found.append(HoleDetection(
-                x_px=cx, y_px=cy, radius_px=r, score=0.9, mean_intensity=float(img[disc].mean()),
-                stage_x_um=h["centre_um"][0], stage_y_um=h["centre_um"][1],
-                label="contaminant" if h["hole_class"] == "contaminated" else "hole"))
-        return HolesDetected(job_id=job.job_id, session_id=job.session_id, grid_id=job.grid_id,
-                             service="standin-detector", square_key=job.square_key,
-                             square_id=job.square_id, holes=found, model_version="truth-standin")
 
 
 @dataclass

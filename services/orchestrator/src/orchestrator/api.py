@@ -80,6 +80,22 @@ def _log(db: DB, session_id: str, user: str | None, entity: str, entity_id: str,
                      field=field, old_value={"value": old}, new_value={"value": new}))
 
 
+def _invalid(exc: ValidationError, prefix: str = "") -> InvalidInput:
+    first = exc.errors()[0]
+    return InvalidInput(f"{prefix}{first['msg']} at {first['loc']}")
+
+
+def _apply(db: DB, row: Any, entity: str, changes: dict[str, Any], user: str | None) -> None:
+    """Set each changed field on ``row``, logging the old and the new value."""
+    for field, value in changes.items():
+        _log(db, row.session_id, user, entity, row.id, field, getattr(row, field), value)
+        setattr(row, field, value)
+    if changes.get("selected") and row.status == "detected":
+        row.status = "queued"
+    if changes.get("selected") is False and row.status == "queued":
+        row.status = "detected"
+
+
 # ---- sessions -----------------------------------------------------------------------------------
 @router.post("/sessions", status_code=201)
 async def create_session(body: SessionCreate, orch: OrchDep) -> SessionOut:
@@ -90,7 +106,7 @@ async def create_session(body: SessionCreate, orch: OrchDep) -> SessionOut:
         for g in body.grids:
             merged_params(body.params, g.params)
     except ValidationError as exc:
-        raise InvalidInput(f"params: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}") from None
+        raise _invalid(exc, "params: ") from None
     if len({g.position for g in body.grids}) != len(body.grids):
         raise InvalidInput("two grids share an autoloader position")
     with session_scope(orch.engine) as db:
@@ -162,7 +178,7 @@ async def change_params(session_id: str, changes: dict[str, Any], orch: OrchDep,
         try:
             new = merged_params(session.params, None, changes)
         except ValidationError as exc:
-            raise InvalidInput(f"{exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}") from None
+            raise _invalid(exc) from None
         for k, v in changes.items():
             _log(db, session_id, user, "session", session_id, f"params.{k}",
                  session.params.get(k), v)
@@ -201,7 +217,7 @@ async def change_grid(grid_id: str, body: GridPatch, orch: OrchDep,
                 try:
                     merged_params(session.params, value)
                 except ValidationError as exc:
-                    raise InvalidInput(f"{exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}") from None
+                    raise _invalid(exc) from None
             _log(db, grid.session_id, user, "grid", grid_id, field, getattr(grid, field), value)
             setattr(grid, field, value)
         return GridOut.model_validate(grid)
@@ -227,11 +243,7 @@ async def change_square(square_id: str, body: SquarePatch, orch: OrchDep,
         sq = _get(db, Square, square_id)
         if sq.status in ("acquired",) and body.status is not None:
             raise Conflict(f"square {square_id} is already acquired")
-        for field, value in body.model_dump(exclude_none=True).items():
-            _log(db, sq.session_id, user, "square", square_id, field, getattr(sq, field), value)
-            setattr(sq, field, value)
-        if body.selected and sq.status == "detected":
-            sq.status = "queued"
+        _apply(db, sq, "square", body.model_dump(exclude_none=True), user)
         return SquareOut.model_validate(sq)
 
 
@@ -255,13 +267,7 @@ async def change_hole(hole_id: str, body: HolePatch, orch: OrchDep,
     """Select, deselect, mark bad or skip a hole (a bad hole leaves BIS grouping on regroup)."""
     with session_scope(orch.engine) as db:
         h = _get(db, Hole, hole_id)
-        for field, value in body.model_dump(exclude_none=True).items():
-            _log(db, h.session_id, user, "hole", hole_id, field, getattr(h, field), value)
-            setattr(h, field, value)
-        if body.selected and h.status == "detected":
-            h.status = "queued"
-        if body.selected is False and h.status == "queued":
-            h.status = "detected"
+        _apply(db, h, "hole", body.model_dump(exclude_none=True), user)
         return HoleOut.model_validate(h)
 
 
