@@ -53,7 +53,7 @@ bench: setup
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq relion; } || \
 		echo "relion not installed: bench/preprocess.py writes null RELION figures with the reason"
 	mkdir -p bench/out
-	for b in bench/*.py; do n=$$(basename $$b .py); \
+	for b in bench/[!_]*.py; do n=$$(basename $$b .py); \
 		$(BIN)/python $$b --json bench/out/$$n.json || exit 1; done
 
 lint: setup

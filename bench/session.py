@@ -14,7 +14,7 @@ waiting, but the twin's timing model still counts microscope seconds, read back 
 
 The orchestrator's own overhead is the wall time from an exposure's reply (image acquired) to
 the next command sent, over every run. Detections come from the test-and-bench stand-in
-(``bench/standin_detectors.py``: the twin's truth for positions and classes, measured pixel
+(``bench/_standin_detectors.py``: the twin's truth for positions and classes, measured pixel
 intensities) because the detector services are not on main yet; the JSON says so.
 
 Peer: SmartScope cannot run here (it needs SerialEM on a microscope, its Django stack and
@@ -68,7 +68,7 @@ TUNING_SEEDS: Final[list[int]] = []
 
 def _standin() -> Any:
     spec = importlib.util.spec_from_file_location(
-        "standin_detectors", Path(__file__).with_name("standin_detectors.py"))
+        "standin_detectors", Path(__file__).with_name("_standin_detectors.py"))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -202,7 +202,7 @@ def main() -> int:
         "peer": None,
         "peer_reason": "SmartScope needs SerialEM on a microscope, its Django/Redis stack and GPU "
                        "detectors; its reported real-session medians are given instead",
-        "detections": "bench/standin_detectors.py (twin truth positions and classes, measured "
+        "detections": "bench/_standin_detectors.py (twin truth positions and classes, measured "
                       "intensities): the detector services are not on main yet",
         "held_out_seeds": seeds, "tuning_seeds": TUNING_SEEDS, "quick": args.quick,
         "wall_s": time.perf_counter() - started,

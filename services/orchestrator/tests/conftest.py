@@ -37,7 +37,7 @@ _ROOT = Path(__file__).resolve().parents[3]
 def _load_standin() -> Any:
     """The test-only detector stand-in, shared with bench/session.py (never shipped)."""
     spec = importlib.util.spec_from_file_location("standin_detectors",
-                                                  _ROOT / "bench" / "standin_detectors.py")
+                                                  _ROOT / "bench" / "_standin_detectors.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
