@@ -103,6 +103,26 @@ async def _run(client: httpx.AsyncClient, app: Any, bus: Bus, sid: str, params: 
             "stage_moves": flow.stats.stage_moves}
 
 
+def _truth_source(store: Any) -> Any:
+    """The oracle's input: each detected hole's true ice, from the truth beside the square image."""
+
+    async def source(image_key: str, holes: list[tuple[str, float, float]]) -> dict[str, float]:
+        truth = json.loads(await store.get_bytes(keys.truth_key(image_key)))
+        true = [t for t in truth.get("holes", []) if t.get("centre_um") is not None]
+        if not true:
+            return {}
+        xy = np.array([t["centre_um"] for t in true], dtype=np.float64)
+        out = {}
+        for hole_id, x, y in holes:
+            d = np.hypot(xy[:, 0] - x, xy[:, 1] - y)
+            i = int(np.argmin(d))
+            if d[i] < 1.0:
+                out[hole_id] = float(true[i]["ice_nm"])
+        return out
+
+    return source
+
+
 async def _true_ice(store: Any, exposures: list[dict[str, Any]]) -> list[float]:
     out = []
     for x in exposures:
@@ -129,6 +149,7 @@ async def _seed(seed: int, quick: bool, work: Path) -> dict[str, Any]:
         async with gw.router.lifespan_context(gw), orch.router.lifespan_context(orch):
             bus = await Bus.connect(bus_s, name="bench")
             store = open_store(store_s)
+            orch.state.deps.extras["orchestrator"].runner.truth_source = _truth_source(store)
             detectors = _standin()(bus, store)
             await detectors.start()
             client = httpx.AsyncClient(transport=httpx.ASGITransport(app=orch),

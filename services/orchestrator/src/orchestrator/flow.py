@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -49,7 +49,9 @@ from .models import Atlas, Grid, Session
 from .params import SessionParams, merged_params
 from .protocols import Protocol, parse_protocol
 
-__all__ = ["FlowStats", "SessionFlow"]
+__all__ = ["FlowStats", "SessionFlow", "TruthSource"]
+
+TruthSource = Callable[[str, list[tuple[str, float, float]]], Awaitable[dict[str, float]]]
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +89,10 @@ class SessionFlow:
                  store: ObjectStore | None = None,
                  progress: Callable[[str], None] | None = None) -> None:
         self.engine, self.bus, self.session_id = engine, bus, session_id
-        #: Only the bench's ``oracle`` selector reads storage (the twin's truth).
         self.store = store
+        #: Set by a bench only: (square image key, [(hole id, x µm, y µm)]) → true ice, nm,
+        #: the input of the ``oracle`` selector. The product never reads the twin's truth.
+        self.truth_source: TruthSource | None = None
         self.say = progress or (lambda text: logger.info("%s", text))
         self.stats = FlowStats()
         with session_scope(engine) as db:

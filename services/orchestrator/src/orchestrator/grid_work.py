@@ -9,7 +9,6 @@ through the API applies from the next one on.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,7 @@ from sqlalchemy import select
 
 from gridpilot.contracts import AtlasDetected, HolesDetected, ImageAcquired
 from gridpilot.contracts.scope import AcquireResult, EucentricResult
-from gridpilot.errors import NotFound
+from gridpilot.errors import InvalidInput
 
 from .db import session_scope
 from .models import Grid, Hole, Square
@@ -263,27 +262,17 @@ class GridWork:
         return groups
 
     async def _true_ice(self, square_id: str, holes: list[Hole]) -> dict[str, float]:
-        """The ``oracle`` selector's input: the twin's true ice of each detected hole (benches)."""
-        from gridpilot.storage import keys
+        """The ``oracle`` selector's input, from the truth source a bench installed.
 
-        store = self.flow.store
+        The product has none: a protocol naming ``oracle`` in a session without one is refused
+        here, because its selection would be meaningless.
+        """
+        source = self.flow.truth_source
+        if source is None:
+            raise InvalidInput("the oracle selector needs a truth source (benches only)")
         with session_scope(self.flow.engine) as db:
             sq = db.get(Square, square_id)
             image_key = sq.image_key if sq is not None else None
-        if store is None or image_key is None:
+        if image_key is None:
             return {}
-        try:
-            truth = json.loads(await store.get_bytes(keys.truth_key(image_key)))
-        except NotFound:
-            return {}
-        true_holes = [t for t in truth.get("holes", []) if t.get("centre_um") is not None]
-        if not true_holes:
-            return {}
-        xy = np.array([t["centre_um"] for t in true_holes], dtype=np.float64)
-        out = {}
-        for h in holes:
-            d = np.hypot(xy[:, 0] - h.stage_x_um, xy[:, 1] - h.stage_y_um)
-            i = int(np.argmin(d))
-            if d[i] < 2.0:
-                out[h.id] = float(true_holes[i]["ice_nm"])
-        return out
+        return await source(image_key, [(h.id, h.stage_x_um, h.stage_y_um) for h in holes])

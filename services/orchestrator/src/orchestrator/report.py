@@ -20,12 +20,12 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Engine, select
 
+from gridpilot.demo.report import ExposureRow, Figure, Overlay, Report, render_report, to_png
 from gridpilot.errors import NotFound
 from gridpilot.storage import ObjectStore, keys
 
 from .db import session_scope
 from .models import Atlas, Exposure, Grid, Hole, Session, Square
-from .report_html import ExposureRow, Figure, Overlay, Report, render_report, to_png
 
 __all__ = ["build_grid_report", "preview_png", "write_grid_report"]
 

@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from gridpilot.demo.report import render_report
 from gridpilot.service import DepsDep
 
 from .report import build_grid_report
-from .report_html import render_report
 
 __all__ = ["router"]
 

@@ -1,4 +1,4 @@
-"""A grid report page: one self-contained HTML page over images that were really acquired.
+"""The demo's report: one self-contained HTML page over images that were really acquired.
 
 Images are converted from the stored MRC files to PNG (contrast-stretched, downsampled); the
 targets chosen on each image are drawn as SVG overlays on top, never into the pixels.

@@ -19,8 +19,8 @@ from gridpilot.bus import Bus, BusSettings
 from gridpilot.stack import Stack, installed_services, state_dir_from_env
 from gridpilot.storage import StorageSettings, keys, open_store
 
-from ..report_html import render_report
 from .build import build_report
+from .report import render_report
 from .session import DemoPlan, run_session
 
 __all__ = ["add_args", "main"]

@@ -1,7 +1,6 @@
 """A screening session on the digital twin, driven over the bus (what ``make demo`` runs).
 
-Until the detector services land, this drives the scope-gateway itself (not yet through
-the orchestrator flow, which needs their jobs answered): it takes the microscope's
+Until the orchestrator exists, this drives the scope-gateway itself: it takes the microscope's
 lease, loads a grid, acquires an atlas, squares, medium-magnification views and exposures —
 every image acquired by the gateway over the bus and stored by it — submits each exposure to
 the preprocess service as a ``job.preprocess.movie`` and collects the results. Targets are

@@ -12,7 +12,7 @@ import numpy as np
 
 from gridpilot.storage import ObjectStore
 
-from ..report_html import ExposureRow, Figure, Overlay, Report, to_png
+from .report import ExposureRow, Figure, Overlay, Report, to_png
 from .session import DemoResult, ExposureOutcome, target_id
 
 __all__ = ["build_report"]

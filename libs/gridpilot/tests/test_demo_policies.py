@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.demo.session import choose_holes, choose_squares, target_id
+from gridpilot.demo.session import choose_holes, choose_squares, target_id
 
 
 def _square(i: int, x: float, y: float, cls: str = "good") -> dict[str, object]:
