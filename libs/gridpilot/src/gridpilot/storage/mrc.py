@@ -183,10 +183,10 @@ def check_mrc_header(head: bytes, file_bytes: int, *, name: str = "MRC file") ->
     >>> check_mrc_header(data[:1024], 1024)
     Traceback (most recent call last):
     ...
-    gridpilot.errors.InvalidInput: MRC file: the header claims 2 x 8 x 8 voxels of mode 2 (596 B with the extended header) but the file has 1.0 KB
+    gridpilot.errors.InvalidInput: MRC file is truncated or its header corrupt: the header claims 2 x 8 x 8 voxels of mode 2 (596 B with the extended header) but the file has 1.0 KB
     """
     if len(head) < _HEADER_BYTES:
-        raise InvalidInput(f"{name}: {len(head)} bytes is shorter than an MRC header (1024)")
+        raise InvalidInput(f"{name} is truncated: {len(head)} bytes is shorter than an MRC header (1024)")
     order = ">" if head[212] == _BIG_ENDIAN_STAMP else "<"
     nx, ny, nz, mode = struct.unpack_from(f"{order}4i", head, 0)
     (nsymbt,) = struct.unpack_from(f"{order}i", head, 92)
@@ -200,7 +200,7 @@ def check_mrc_header(head: bytes, file_bytes: int, *, name: str = "MRC file") ->
     needed = _HEADER_BYTES + nsymbt + data_bytes
     if needed > file_bytes:
         raise InvalidInput(
-            f"{name}: the header claims {nz} x {ny} x {nx} voxels of mode {mode} "
+            f"{name} is truncated or its header corrupt: the header claims {nz} x {ny} x {nx} voxels of mode {mode} "
             f"({_fmt_bytes(data_bytes + nsymbt)} with the extended header) but the file has "
             f"{_fmt_bytes(file_bytes)}", shape=[nz, ny, nx], file_bytes=file_bytes)
     return MrcHeader(shape=(nz, ny, nx), mode=mode, data_bytes=data_bytes)
@@ -307,10 +307,12 @@ def decode_mrc(data: bytes) -> tuple[npt.NDArray[Any], ArrayMeta]:
         InvalidInput: The bytes are not a complete MRC file (truncated, corrupt, not MRC), or
             the header claims more data than there are bytes (checked before allocating).
     """
-    check_mrc_header(data[:_HEADER_BYTES], len(data))
     try:
+        # The header alone first (its map tag, mode …), then its size claim, then the data.
+        MrcInterpreter(iostream=io.BytesIO(data), permissive=False, header_only=True)
+        check_mrc_header(data[:_HEADER_BYTES], len(data))
         mrc = MrcInterpreter(iostream=io.BytesIO(data), permissive=False)
-    except ValueError as exc:
+    except (ValueError, InvalidInput) as exc:
         raise InvalidInput(f"not a valid MRC file ({len(data)} bytes): {exc}") from exc
     return _meta_from(mrc)
 
@@ -331,12 +333,12 @@ def read_mrc(path: Path, *, name: str | None = None) -> tuple[npt.NDArray[Any], 
         with open(path, "rb") as fh:
             head = fh.read(_HEADER_BYTES)
         if head[:2] != b"\x1f\x8b" and head[:3] != b"BZh":  # compressed: mrcfile checks the size
-            check_mrc_header(head, path.stat().st_size, name=name or str(path))
+            check_mrc_header(head, path.stat().st_size, name="the file")
         with mrcfile.open(str(path), permissive=False) as mrc:
             return _meta_from(mrc)
     except FileNotFoundError as exc:
         raise NotFound(f"no image file at {path}", path=str(path)) from exc
-    except ValueError as exc:
+    except (ValueError, InvalidInput) as exc:
         raise InvalidInput(f"{name or str(path)!r} is not a valid MRC file: {exc}") from exc
 
 
