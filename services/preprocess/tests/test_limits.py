@@ -166,6 +166,18 @@ def _job(**change: Any) -> PreprocessMovieJob:
     return PreprocessMovieJob(**{**fields, **change})
 
 
+async def _failure_on_the_bus(nats_url: str, job: PreprocessMovieJob) -> JobFailed:
+    """Submit ``job`` and return its ``evt.job.failed``."""
+    client = await Bus.connect(BusSettings(url=nats_url), name="test")
+    try:
+        assert await client.submit_job(job)
+        event = await client.wait_for_event(
+            subjects.EVT_JOB_FAILED, lambda e: e.parse(JobFailed).job_id == job.job_id, timeout_s=60)
+    finally:
+        await client.close()
+    return event.parse(JobFailed)
+
+
 async def test_a_job_over_the_memory_limit_is_refused_on_http_and_on_the_bus_with_the_numbers(
         service: tuple[FastAPI, ServiceDeps], frames: npt.NDArray[np.float32], nats_url: str) -> None:
     app, deps = service
@@ -179,15 +191,7 @@ async def test_a_job_over_the_memory_limit_is_refused_on_http_and_on_the_bus_wit
     body = r.json()
     assert "40 frames of 768 x 768 px, patches 20 x 20" in body["message"]
     assert body["limit_mb"] == _JOB_MEMORY_MB and body["estimate_mb"] > _JOB_MEMORY_MB
-    client = await Bus.connect(BusSettings(url=nats_url), name="test")
-    try:
-        bus_job = _job(exposure_id="e2", params=PreprocessParams(patches=(20, 20)))
-        assert await client.submit_job(bus_job)
-        failed = (await client.wait_for_event(
-            subjects.EVT_JOB_FAILED, lambda e: e.parse(JobFailed).job_id == bus_job.job_id,
-            timeout_s=60)).parse(JobFailed)
-    finally:
-        await client.close()
+    failed = await _failure_on_the_bus(nats_url, _job(exposure_id="e2", params=PreprocessParams(patches=(20, 20))))
     assert (failed.retriable, failed.deliveries, failed.error) == (False, 1, "invalid_input")
     assert f"limit of {_JOB_MEMORY_MB} MB" in failed.reason
 
@@ -213,15 +217,7 @@ async def test_a_deterministic_science_failure_is_invalid_input_and_never_retrie
     async with _client(app) as c:
         r = await c.post("/v1/preprocess", json=_job().model_dump(mode="json"))
     assert r.status_code == 422 and r.json()["message"] == "LinAlgError: SVD did not converge"
-    client = await Bus.connect(BusSettings(url=nats_url), name="test")
-    try:
-        job = _job(exposure_id="e3")
-        assert await client.submit_job(job)
-        failed = (await client.wait_for_event(
-            subjects.EVT_JOB_FAILED, lambda e: e.parse(JobFailed).job_id == job.job_id,
-            timeout_s=60)).parse(JobFailed)
-    finally:
-        await client.close()
+    failed = await _failure_on_the_bus(nats_url, _job(exposure_id="e3"))
     assert (failed.retriable, failed.deliveries, failed.error) == (False, 1, "invalid_input")
     assert len(science_fails) == 2  # once on HTTP, once on the bus: no redelivery
 
