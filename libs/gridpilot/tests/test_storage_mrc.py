@@ -143,7 +143,7 @@ def test_a_header_claiming_more_data_than_the_file_holds_is_refused_before_alloc
     with pytest.raises(InvalidInput, match=r"claims 65536 x 65536 x 65536 voxels of mode 2 "
                                            r"\(1.0 PB with the extended header\) but the file has 5.0 KB"):
         check_mrc_header(raw, len(raw))
-    with pytest.raises(InvalidInput, match="not a valid MRC file.*65536 x 65536 x 65536"):
+    with pytest.raises(InvalidInput, match=r"not a valid MRC file.*65536 x 65536 x 65536"):
         decode_mrc(raw)
     (tmp_path / "lie.mrc").write_bytes(raw)
     with pytest.raises(InvalidInput, match="65536 x 65536 x 65536"):
