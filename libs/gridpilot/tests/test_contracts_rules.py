@@ -21,6 +21,7 @@ from gridpilot.contracts import (
     TomogramParticlesPicked,
     TrainAtlasJob,
     TrainCetJob,
+    base,
     subjects,
 )
 from gridpilot.errors import InvalidInput
@@ -49,6 +50,18 @@ def test_every_science_parameter_is_refused_beyond_its_physical_bounds(
         params: dict[str, Any], field: str) -> None:
     with pytest.raises(ValidationError, match=field):
         PreprocessMovieJob.model_validate(_job(params=params))
+
+
+def test_infinite_or_nan_numbers_in_a_job_are_refused() -> None:
+    """Regression: JSON's 1e999 parses as inf, which passes a bare gt=0 bound."""
+    for text in ('{"pixel_size_a": 1e999}', '{"params": {"align_b_factor_a2": NaN}}'):
+        payload = PreprocessMovieJob.model_validate(_job()).model_dump_json()
+        merged = payload[:-1] + "," + text[1:]
+        with pytest.raises(ValidationError, match="finite number"):
+            PreprocessMovieJob.model_validate_json(merged)
+    with pytest.raises(ValidationError, match="finite number"):
+        DetectHolesJob.model_validate({"square_key": "k.mrc", "square_id": "sq1", "pixel_size_a": 1.0,
+                                       "image_to_stage": [[float("inf"), 0, 0], [0, 1, 0]]})
 
 
 def test_an_inverted_defocus_range_is_refused_with_both_numbers() -> None:
@@ -102,7 +115,8 @@ def test_a_job_may_only_name_keys_of_its_own_session_or_the_model_registry() -> 
 
 
 def test_a_consumer_ignores_an_optional_field_added_by_a_newer_producer(
-        caplog: pytest.LogCaptureFixture) -> None:
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(base, "_LOGGED_UNKNOWN", set())  # each field set is logged once
     job = PreprocessMovieJob.model_validate(_job())
     newer = job.model_dump(mode="json")
     newer["priority"] = "high"

@@ -182,6 +182,9 @@ class JobRequest(Message):
     or ``models/``; a job without a session is not confined.
     """
 
+    #: A job's numbers are finite: JSON's 1e999 parses as inf and would pass any ``gt=0``.
+    model_config = ConfigDict(allow_inf_nan=False)
+
     kind: ClassVar[str] = ""
     job_id: Id = Field(default_factory=lambda: new_id("job_"))
     session_id: Id | None = None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Final
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from . import subjects
 from .base import Id, JobRequest, JobResult, ObjectKey, Record
@@ -49,6 +49,8 @@ PatchCount = Annotated[int, Field(ge=1, le=MAX_PATCHES_PER_AXIS)]
 class PreprocessParams(Record):
     """Science parameters of frame alignment and CTF estimation, with their physical bounds."""
 
+    model_config = ConfigDict(allow_inf_nan=False)
+
     patches: tuple[PatchCount, PatchCount] = Field(
         (5, 5), description="(rows, columns) of the local-motion patch grid; (1, 1) for none")
     align_b_factor_a2: float = Field(150.0, ge=0, le=_MAX_B_FACTOR_A2)
@@ -75,6 +77,8 @@ class PreprocessParams(Record):
 
 class ExposureOptics(Record):
     """How an exposure was recorded: pixel size, optics and dose (the HTTP upload's form)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
     pixel_size_a: float = Field(gt=0.1, le=20.0)
     voltage_kv: float = Field(300.0, ge=60.0, le=400.0)
