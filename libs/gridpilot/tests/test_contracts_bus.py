@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gridpilot.bus import MSG_ID, Bus, BusSettings, JobContext, Worker
+from gridpilot.bus import MSG_ID, Bus, JobContext, Worker
 from gridpilot.contracts import (
     CTFFit,
     JobFailed,
@@ -22,20 +22,11 @@ from gridpilot.contracts import (
     PreprocessMovieJob,
     subjects,
 )
+from gridpilot.testing.jobs import eventually, jobs_stored, stored_failures
 
 KIND = subjects.PREPROCESS_MOVIE
-STREAM_BYTES = 32 * 1024 * 1024
 WAIT_S = 15.0
 _MOVIE = "sessions/s1/grids/g1/exposures/e1/movie.mrc"
-
-
-@pytest.fixture
-async def bus(nats_url: str) -> AsyncIterator[Bus]:
-    bus = await Bus.connect(BusSettings(url=nats_url, events_max_bytes=STREAM_BYTES,
-                                        jobs_max_bytes=STREAM_BYTES), name="test")
-    await bus.ensure_streams()
-    yield bus
-    await bus.close()
 
 
 @pytest.fixture
@@ -105,4 +96,10 @@ async def test_a_job_refused_by_its_contract_is_terminated_with_one_job_failed(
     failed = event.parse(JobFailed)
     assert (failed.retriable, failed.error, failed.deliveries) == (False, "invalid_input", 1)
     assert reason in failed.reason
+
+    async def emptied() -> bool:
+        return await jobs_stored(bus) == 0
+
+    await eventually(emptied, "the refused job left JOBS")
+    assert [f.job_id for f in await stored_failures(bus)] == [job_id]
     assert handled == []

@@ -87,7 +87,7 @@ class ExposureOptics(Record):
     dose_per_frame_e_per_a2: float = Field(gt=0.0, le=20.0)
 
 
-class PreprocessMovieJob(JobRequest, ExposureOptics):
+class PreprocessMovieJob(ExposureOptics, JobRequest):
     kind: ClassVar[str] = subjects.PREPROCESS_MOVIE
     summary: ClassVar[str] = "Align a movie's frames, dose-weight the sum and fit its CTF."
     exposure_id: Id
