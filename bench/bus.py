@@ -54,10 +54,12 @@ _TIMEOUT_S: Final[float] = 10.0
 
 def make_job() -> DetectHolesJob:
     """A job whose JSON is about ``_PAYLOAD_BYTES`` long."""
-    job = DetectHolesJob(square_key="", square_id="sq1", pixel_size_a=1.0,
+    job = DetectHolesJob(square_key="k", square_id="sq1", pixel_size_a=1.0,
                          image_to_stage=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)))
-    pad = _PAYLOAD_BYTES - len(job.model_dump_json())
-    return job.model_copy(update={"square_key": "k" * max(pad, 1)})
+    pad = max(_PAYLOAD_BYTES - len(job.model_dump_json()), 1)
+    # An object key's segments are at most 240 bytes (storage.keys): pad with 100-byte ones.
+    key = "/".join("k" * min(100, pad - start) for start in range(0, pad, 101))
+    return DetectHolesJob.model_validate({**job.model_dump(), "square_key": key})
 
 
 async def handle(job: DetectHolesJob, ctx: JobContext) -> HolesDetected:

@@ -17,7 +17,7 @@ from gridpilot.bus.headers import outgoing_headers, parse_traceparent, trace_id_
 from gridpilot.bus.streams import job_subjects
 from gridpilot.contracts import (
     GridUpdated,
-    LeaseRequest,
+    Message,
     ScopeCommand,
     ScopeReply,
     SessionUpdated,
@@ -279,18 +279,24 @@ async def test_a_handler_error_is_raised_on_the_caller_side_as_the_same_class(
     assert raised.value.message == error.message and raised.value.details == error.details
 
 
+class _NeedsTtl(Message):
+    """A request with a required field a ScopeCommand lacks (unknown fields are ignored)."""
+
+    ttl_s: float
+
+
 async def test_a_malformed_request_or_a_crashing_handler_is_answered_with_an_error(
         bus: Bus) -> None:
     async def strict(payload: bytes, headers: Mapping[str, str]) -> ScopeReply:
-        LeaseRequest.model_validate_json(payload)
+        _NeedsTtl.model_validate_json(payload)
         raise RuntimeError("bug in the gateway")
 
     await bus.serve(STATE, strict, queue="scope-gateway")
-    expected = "invalid request on scope.krios-1.state: command_id: Extra inputs"
+    expected = "invalid request on scope.krios-1.state: ttl_s: Field required"
     with pytest.raises(InvalidInput, match=re.escape(expected)):
         await bus.request(STATE, command(), ScopeReply)
     with pytest.raises(GridpilotError, match="internal error while answering") as crashed:
-        await bus.request(STATE, LeaseRequest(session_id="s1"), ScopeReply)
+        await bus.request(STATE, _NeedsTtl(ttl_s=1.0), ScopeReply)
     assert type(crashed.value) is GridpilotError
     assert "bug in the gateway" not in crashed.value.message
 

@@ -36,7 +36,8 @@ async def bus(nats_url: str) -> AsyncIterator[Bus]:
 
 
 def holes_job(**changes: object) -> DetectHolesJob:
-    job = DetectHolesJob(square_key="sessions/s1/grids/g1/squares/sq1.mrc", square_id="sq1",
+    session = changes.get("session_id") or "s1"  # a job may only name its own session's keys
+    job = DetectHolesJob(square_key=f"sessions/{session}/grids/g1/squares/sq1.mrc", square_id="sq1",
                          pixel_size_a=12.5, image_to_stage=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)))
     return job.model_copy(update=changes)
 

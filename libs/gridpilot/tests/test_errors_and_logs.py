@@ -8,6 +8,7 @@ import logging
 import pytest
 
 from gridpilot import errors
+from gridpilot.errors import NotFound, PayloadTooLarge, classify
 from gridpilot.logs import ContextFilter, JsonFormatter, current_context, log_context
 
 
@@ -52,3 +53,26 @@ def test_json_logs_carry_the_job_context_and_no_secrets() -> None:
 def test_log_context_refuses_unknown_keys() -> None:
     with pytest.raises(ValueError, match="unknown log context keys"), log_context(user="x"):
         pass
+
+
+@pytest.mark.parametrize(("exc", "expected", "retriable"), [
+    (ValueError("x must be positive"), "invalid_input", False),
+    (ZeroDivisionError("float division by zero"), "invalid_input", False),
+    (IndexError("index 5 is out of bounds"), "invalid_input", False),
+    (RecursionError("maximum recursion depth exceeded"), "invalid_input", False),
+    (ConnectionResetError("peer reset"), "unavailable", True),
+    (TimeoutError(), "unavailable", True),
+    (MemoryError(), "unavailable", True),
+    (RuntimeError("cuda hiccup"), "unavailable", True),
+], ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else str(v))
+def test_classify_makes_a_deterministic_failure_invalid_input_and_the_rest_transient(
+        exc: BaseException, expected: str, retriable: bool) -> None:
+    error = classify(exc)
+    assert (error.code, error.retriable) == (expected, retriable)
+    assert type(exc).__name__ in error.message
+
+
+def test_classify_keeps_a_gridpilot_error_as_it_is() -> None:
+    error = NotFound("no movie at k")
+    assert classify(error) is error
+    assert PayloadTooLarge("too big").http_status == 413

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import mrcfile
@@ -11,7 +12,7 @@ import tifffile
 
 from gridpilot.errors import InvalidInput, NotFound
 from gridpilot.storage import ArrayMeta, decode_mrc, encode_mrc, read_image_file
-from gridpilot.storage.mrc import write_mrc
+from gridpilot.storage.mrc import check_mrc_header, read_mrc, write_mrc
 
 
 @pytest.mark.parametrize("dtype", ["float32", "int16", "uint16", "int8", "float16"])
@@ -67,7 +68,7 @@ def test_a_volume_must_be_three_dimensional() -> None:
 
 
 @pytest.mark.parametrize(("cut", "says"), [
-    (lambda d: d[:-5], "Expected 1024 bytes in data block"),
+    (lambda d: d[:-5], "truncated or its header corrupt: the header claims 1 x 16 x 16 voxels"),
     (lambda d: d[:500], "Couldn't read enough bytes for MRC header"),
     (lambda d: b"not an mrc file " * 80, "not an MRC file"),
     (lambda d: b"", "0 bytes"),
@@ -131,3 +132,30 @@ def test_read_image_file_names_missing_unknown_and_corrupt_files(tmp_path: Path)
     (tmp_path / "bad.mrc").write_bytes(b"x" * 2000)
     with pytest.raises(InvalidInput, match=r"bad\.mrc.*not a valid MRC file"):
         read_image_file(tmp_path / "bad.mrc")
+
+
+def test_a_header_claiming_more_data_than_the_file_holds_is_refused_before_allocation(
+        tmp_path: Path) -> None:
+    """Regression: a 5 KB file whose header claims 65536³ voxels made the reader allocate ~1 PB."""
+    data = bytearray(encode_mrc(np.zeros((8, 8), np.float32), 1.0))
+    struct.pack_into("<3i", data, 0, 65536, 65536, 65536)
+    raw = bytes(data) + b"\0" * (5120 - len(data))
+    with pytest.raises(InvalidInput, match=r"claims 65536 x 65536 x 65536 voxels of mode 2 "
+                                           r"\(1.0 PB with the extended header\) but the file has 5.0 KB"):
+        check_mrc_header(raw, len(raw))
+    with pytest.raises(InvalidInput, match=r"not a valid MRC file.*65536 x 65536 x 65536"):
+        decode_mrc(raw)
+    (tmp_path / "lie.mrc").write_bytes(raw)
+    with pytest.raises(InvalidInput, match="65536 x 65536 x 65536"):
+        read_mrc(tmp_path / "lie.mrc")
+
+
+def test_a_header_with_a_negative_dimension_or_an_unknown_mode_is_refused() -> None:
+    data = bytearray(encode_mrc(np.zeros((8, 8), np.float32), 1.0))
+    struct.pack_into("<i", data, 0, -8)
+    with pytest.raises(InvalidInput, match="not positive"):
+        check_mrc_header(bytes(data), len(data))
+    struct.pack_into("<2i", data, 0, 8, 8)
+    struct.pack_into("<i", data, 12, 99)
+    with pytest.raises(InvalidInput, match="unknown MRC mode 99"):
+        check_mrc_header(bytes(data), len(data))

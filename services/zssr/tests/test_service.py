@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from gridpilot.bus import Bus, BusSettings
-from gridpilot.contracts import JobFailed, ZssrMovieJob, ZssrResult, subjects
+from gridpilot.contracts import JobFailed, MovieSuperResolved, ZssrMovieJob, subjects
 from gridpilot.service import ServiceDeps
 from gridpilot.storage import StorageSettings, keys
 from zssr.app import create_app
@@ -49,7 +49,7 @@ async def test_http_zssr_stores_the_sr_micrograph_at_half_the_pixel_size(service
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://z") as c:
         r = await c.post("/v1/zssr", json=_job().model_dump(mode="json"), timeout=300)
     assert r.status_code == 200, r.text
-    result = ZssrResult.model_validate(r.json())
+    result = MovieSuperResolved.model_validate(r.json())
     assert result.pixel_size_a == pytest.approx(1.0) and result.iterations == 3
     image, meta = await deps.store.get_array(result.output_key)
     assert image.shape == (128, 128) and meta.pixel_size_a == pytest.approx(1.0)
@@ -84,10 +84,10 @@ async def test_a_bus_job_gets_a_result_and_a_single_frame_a_job_failed(
         assert await client.submit_job(bad)
         ok = await client.wait_for_event(
             subjects.result_subject(subjects.ZSSR_MOVIE),
-            lambda e: e.parse(ZssrResult).job_id == good.job_id, timeout_s=300)
+            lambda e: e.parse(MovieSuperResolved).job_id == good.job_id, timeout_s=300)
         failed = await client.wait_for_event(
             subjects.EVT_JOB_FAILED, lambda e: e.parse(JobFailed).job_id == bad.job_id, timeout_s=120)
-        result = ok.parse(ZssrResult)
+        result = ok.parse(MovieSuperResolved)
         assert result.exposure_id == "e1" and await deps.store.exists(result.output_key)
         f = failed.parse(JobFailed)
         assert f.retriable is False and f.deliveries == 1 and f.service == "zssr"

@@ -5,6 +5,7 @@
     GridpilotError                      (500 / term + job.failed, not retriable)
     ├── InvalidInput                    (422 / term + job.failed{retriable: false})
     │   ├── NotFound                    (404)
+    │   ├── PayloadTooLarge             (413: an upload over the configured limit)
     │   └── UnsafeCommand               (403: outside the allow-list or the stage limits)
     ├── Conflict                        (409 / term + job.failed)
     │   └── LeaseHeld                   (409: another session holds the microscope)
@@ -18,6 +19,13 @@
     │   └── OperatorTookOver            (409: SerialEM's STOP was pressed — pause, never retry)
     └── ConfigError                     (raised at start-up, never at request time)
 
+A deterministic failure is not transient: :func:`classify` turns any exception into the error
+that decides its outcome, in this one place — ``ValueError``, ``ArithmeticError``,
+``LookupError``, ``TypeError`` and ``RecursionError`` (the same input fails the same way again)
+become :class:`InvalidInput`; ``OSError``, ``TimeoutError`` and ``MemoryError`` (the machine, not
+the request) become :class:`TransientError`; anything else is a :class:`TransientError` too, so
+that it is retried a bounded number of times and then failed, never dropped.
+
 Errors carry their data as attributes and say what was wrong with the numbers in the message.
 Messages never contain credentials: :func:`redact` scrubs URLs and known secret fields before
 anything is logged or sent.
@@ -25,6 +33,8 @@ anything is logged or sent.
 >>> e = InvalidInput("pixel_size_a must be in (0.1, 20], got 0.0", field="pixel_size_a")
 >>> (e.http_status, e.retriable)
 (422, False)
+>>> classify(ZeroDivisionError("float division by zero"))
+InvalidInput('ZeroDivisionError: float division by zero')
 """
 
 from __future__ import annotations
@@ -42,10 +52,12 @@ __all__ = [
     "NotClaimed",
     "NotFound",
     "OperatorTookOver",
+    "PayloadTooLarge",
     "ScopeError",
     "StorageUnavailable",
     "TransientError",
     "UnsafeCommand",
+    "classify",
     "redact",
 ]
 
@@ -77,6 +89,13 @@ class InvalidInput(GridpilotError):
 class NotFound(InvalidInput):
     http_status = 404
     code = "not_found"
+
+
+class PayloadTooLarge(InvalidInput):
+    """A request body over the configured limit, refused before it is read to the end."""
+
+    http_status = 413
+    code = "payload_too_large"
 
 
 class UnsafeCommand(InvalidInput):
@@ -137,6 +156,40 @@ class ConfigError(GridpilotError):
     """Configuration is inconsistent; raised at start-up with a sentence saying which."""
 
     code = "config_error"
+
+
+#: Exceptions whose cause is the input: the same input raises them again, so retrying is futile.
+_DETERMINISTIC: tuple[type[BaseException], ...] = (
+    ValueError, ArithmeticError, LookupError, TypeError, RecursionError)
+#: Exceptions whose cause is the machine or the network: the same input may succeed later.
+_ENVIRONMENTAL: tuple[type[BaseException], ...] = (OSError, TimeoutError, MemoryError)
+
+
+def classify(exc: BaseException) -> GridpilotError:
+    """The error that decides the outcome of ``exc``: the one place exceptions are classified.
+
+    A :class:`GridpilotError` is returned as it is. A deterministic failure of science code on
+    its input (``ValueError``, ``ArithmeticError`` such as ``ZeroDivisionError``,
+    ``LookupError``, ``TypeError``, ``RecursionError``; numpy's ``LinAlgError`` is a
+    ``ValueError``) becomes :class:`InvalidInput`: on the bus ``term`` plus one
+    ``evt.job.failed{retriable: false}``, on HTTP 422. Failures of the machine (``OSError``,
+    ``TimeoutError``, ``MemoryError``) and anything unexpected become :class:`TransientError`,
+    retried a bounded number of times. The message names the exception type, never a trace.
+
+    Args:
+        exc: What a handler raised.
+
+    Returns:
+        The classified error; chain it (``raise classify(exc) from exc``) to keep the cause.
+    """
+    if isinstance(exc, GridpilotError):
+        return exc
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, _ENVIRONMENTAL) and not isinstance(exc, _DETERMINISTIC):
+        return TransientError(text)
+    if isinstance(exc, _DETERMINISTIC):
+        return InvalidInput(text)
+    return TransientError(f"unexpected {text}")
 
 
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")

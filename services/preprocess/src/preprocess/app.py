@@ -11,7 +11,7 @@ from gridpilot.contracts import JobRequest, MoviePreprocessed, PreprocessMovieJo
 from gridpilot.service import JobBinding, ServiceDeps, create_service_app
 
 from .api import router
-from .config import PreprocessSettings
+from .config import PreprocessSettings, preprocess_settings
 from .service import run_preprocess_job
 
 __all__ = ["create_app"]
@@ -20,7 +20,7 @@ __all__ = ["create_app"]
 async def handle_job(job: JobRequest, ctx: JobContext, deps: ServiceDeps) -> MoviePreprocessed:
     """Bus handler for ``job.preprocess.movie``: the same function as ``POST /v1/preprocess``."""
     assert isinstance(job, PreprocessMovieJob)  # the worker validated it against the contract
-    return await run_preprocess_job(job, deps.store, service=deps.settings.service_name,
+    return await run_preprocess_job(job, deps.store, settings=preprocess_settings(deps.settings),
                                     heartbeat=ctx.heartbeat)
 
 

@@ -1,8 +1,11 @@
 """The one function behind both ``POST /v1/preprocess`` and ``job.preprocess.movie``.
 
-Read the movie from object storage, run :func:`preprocess.pipeline.preprocess_movie` in a
-worker thread (heart-beating the job meanwhile), store the products under the exposure's keys,
-and return the :class:`~gridpilot.contracts.MoviePreprocessed` result.
+Read the movie from object storage (or take the uploaded bytes), read its header and refuse the
+job when its estimated memory need is over ``max_job_memory_mb``, run
+:func:`preprocess.pipeline.preprocess_movie` in a worker thread (heart-beating the job
+meanwhile), store the products under the exposure's keys, and return the
+:class:`~gridpilot.contracts.MoviePreprocessed` result. An exception of the science code is
+classified by :func:`gridpilot.errors.classify`: a deterministic failure is invalid input.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from gridpilot.contracts import MoviePreprocessed, PreprocessMovieJob
-from gridpilot.errors import InvalidInput
+from gridpilot.errors import GridpilotError, InvalidInput, classify
 from gridpilot.storage import ObjectStore, keys
 
-from .io import read_image, read_movie
+from .config import PreprocessSettings
+from .io import probe_movie, read_image, read_movie
 from .pipeline import PreprocessOutput, preprocess_movie
+from .validation import check_memory, estimate_memory_bytes
 
 __all__ = ["run_preprocess_job"]
 
@@ -28,16 +33,33 @@ _HEARTBEAT_S: Final[float] = 10.0
 _UNGROUPED: Final[str] = "ungrouped"
 
 
-async def run_preprocess_job(job: PreprocessMovieJob, store: ObjectStore, *, service: str,
-                             heartbeat: Callable[[], Awaitable[None]] | None = None) -> MoviePreprocessed:
+async def run_preprocess_job(job: PreprocessMovieJob, store: ObjectStore, *, settings: PreprocessSettings,
+                             heartbeat: Callable[[], Awaitable[None]] | None = None,
+                             movie_bytes: bytes | None = None) -> MoviePreprocessed:
     """Preprocess one exposure and store its products.
+
+    Args:
+        job: The validated job.
+        store: Where the movie is and the products go.
+        settings: The service's settings (service name, memory limit).
+        heartbeat: Called every 10 s while the science runs.
+        movie_bytes: The movie, when the caller already holds it (an upload); else it is read
+            from ``job.movie_key``.
 
     Raises:
         NotFound: the movie or the gain reference is not in storage.
-        InvalidInput: the file is not a readable movie, or its values are out of range.
+        InvalidInput: the file is not a readable movie, its values are out of range, its
+            memory need is over the limit, or the science failed deterministically on it.
     """
     start = time.perf_counter()
-    movie = read_movie(await store.get_bytes(job.movie_key))
+    data = movie_bytes if movie_bytes is not None else await store.get_bytes(job.movie_key)
+    info = probe_movie(data)
+    need = estimate_memory_bytes(n_frames=info.n_frames, shape=info.shape, itemsize=info.itemsize,
+                                 pixel_size_a=job.pixel_size_a, voltage_kv=job.voltage_kv, params=job.params)
+    check_memory(need, settings.max_job_memory_mb << 20,
+                 what=f"{job.movie_key} ({info.n_frames} frames of {info.shape[0]} x {info.shape[1]} px, "
+                      f"patches {job.params.patches[0]} x {job.params.patches[1]})")
+    movie = read_movie(data)
     gain = read_image(await store.get_bytes(job.gain_key)) if job.gain_key else None
     if movie.pixel_size_a and abs(movie.pixel_size_a - job.pixel_size_a) > 0.05 * job.pixel_size_a:
         raise InvalidInput(
@@ -53,7 +75,13 @@ async def run_preprocess_job(job: PreprocessMovieJob, store: ObjectStore, *, ser
             break
         if heartbeat is not None:
             await heartbeat()
-    out: PreprocessOutput = work.result()
+    try:
+        out: PreprocessOutput = work.result()
+    except GridpilotError:
+        raise
+    except Exception as exc:  # the science's own exceptions: classified in one place
+        raise classify(exc) from exc
+    service = settings.service_name
     result = await _store_products(job, out, store, service=service,
                                    elapsed_s=time.perf_counter() - start)
     logger.info("exposure %s: defocus %.0f/%.0f Å, fit %.1f Å (%s), drift %.1f Å in %.1f s",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gridpilot.contracts import ZssrMovieJob, ZssrResult
+from gridpilot.contracts import MovieSuperResolved, ZssrMovieJob
 from gridpilot.service import DepsDep
 
 from .config import ZssrSettings
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1", tags=["zssr"])
 
 
 @router.post("/zssr")
-async def zssr(job: ZssrMovieJob, deps: DepsDep) -> ZssrResult:
+async def zssr(job: ZssrMovieJob, deps: DepsDep) -> MovieSuperResolved:
     """Super-resolve a movie in object storage (the same function as ``job.zssr.movie``)."""
     settings = deps.settings if isinstance(deps.settings, ZssrSettings) else ZssrSettings()
     return await run_zssr_job(job, deps.store, settings)

@@ -3,7 +3,7 @@
 Read the movie from object storage, run :func:`zssr.superres.super_resolve` in a worker thread
 (heart-beating the job meanwhile, so JetStream does not redeliver a long training), store the
 SR micrograph (MRC at p/s, its metadata beside it) under the exposure's ``zssr`` key, and
-return the :class:`~gridpilot.contracts.ZssrResult`.
+return the :class:`~gridpilot.contracts.MovieSuperResolved`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy.typing as npt
 import tifffile
 import torch
 
-from gridpilot.contracts import ZssrMovieJob, ZssrResult
+from gridpilot.contracts import MovieSuperResolved, ZssrMovieJob
 from gridpilot.errors import InvalidInput
 from gridpilot.storage import ObjectStore, keys
 
@@ -57,7 +57,7 @@ async def read_movie_frames(store: ObjectStore, key: str) -> tuple[npt.NDArray[n
 
 
 async def run_zssr_job(job: ZssrMovieJob, store: ObjectStore, settings: ZssrSettings,
-                       heartbeat: Callable[[], Awaitable[None]] | None = None) -> ZssrResult:
+                       heartbeat: Callable[[], Awaitable[None]] | None = None) -> MovieSuperResolved:
     """Super-resolve one exposure's movie and store the SR micrograph.
 
     Raises:
@@ -95,7 +95,7 @@ async def run_zssr_job(job: ZssrMovieJob, store: ObjectStore, settings: ZssrSett
     elapsed = time.perf_counter() - start
     logger.info("exposure %s: ×%d super-resolved to %.3f Å/px in %.1f s (%s)", job.exposure_id,
                 job.scale, pixel_sr_a, elapsed, out.settings_hash)
-    return ZssrResult(
+    return MovieSuperResolved(
         job_id=job.job_id, session_id=job.session_id, grid_id=job.grid_id,
         service=settings.service_name, elapsed_s=elapsed, exposure_id=job.exposure_id,
         output_key=key, pixel_size_a=pixel_sr_a, scale=job.scale,

@@ -1,7 +1,8 @@
 """Message contracts: every message on the bus is one of these pydantic models.
 
 >>> from gridpilot.contracts import PreprocessMovieJob, subjects
->>> job = PreprocessMovieJob(exposure_id="e1", movie_key="k.mrc", pixel_size_a=1.0,
+>>> job = PreprocessMovieJob(session_id="s1", exposure_id="e1", pixel_size_a=1.0,
+...                          movie_key="sessions/s1/grids/g1/exposures/e1/movie.mrc",
 ...                          dose_per_frame_e_per_a2=1.0)
 >>> subjects.job_subject(job.kind)
 'job.preprocess.movie'
@@ -10,7 +11,17 @@
 from __future__ import annotations
 
 from . import subjects
-from .base import Id, JobRequest, JobResult, Message, Record, new_id, utcnow
+from .base import (
+    MODEL_REGISTRY_PREFIX,
+    Id,
+    JobRequest,
+    JobResult,
+    Message,
+    ObjectKey,
+    Record,
+    new_id,
+    utcnow,
+)
 from .detect import (
     AtlasDetected,
     DetectAtlasJob,
@@ -23,9 +34,17 @@ from .detect import (
     SquareDetection,
 )
 from .events import GridUpdated, JobFailed, SessionUpdated, TargetUpdated
-from .pick import Particle, ParticlesPicked, PickCetJob, PickSpaJob
+from .pick import (
+    MicrographParticlesPicked,
+    Particle,
+    PickCetJob,
+    PickSpaJob,
+    TomogramParticle,
+    TomogramParticlesPicked,
+)
 from .preprocess import (
     CTFFit,
+    ExposureOptics,
     MotionSummary,
     MoviePreprocessed,
     PreprocessMovieJob,
@@ -42,21 +61,33 @@ from .scope import (
     ScopeState,
     StagePosition,
 )
-from .train import ModelTrained, TrainJob
-from .zssr import ZssrMovieJob, ZssrResult
+from .train import (
+    AtlasModelTrained,
+    CetModelTrained,
+    HolesModelTrained,
+    ModelKind,
+    ModelTrained,
+    SpaModelTrained,
+    TrainAtlasJob,
+    TrainCetJob,
+    TrainHolesJob,
+    TrainJob,
+    TrainSpaJob,
+)
+from .zssr import MovieSuperResolved, ZssrMovieJob
 
-#: Job request type → result type, by kind.
+#: Job request type → result type, by kind: each kind has its own pair.
 JOB_TYPES: dict[str, tuple[type[JobRequest], type[JobResult]]] = {
     subjects.DETECT_ATLAS: (DetectAtlasJob, AtlasDetected),
     subjects.DETECT_HOLES: (DetectHolesJob, HolesDetected),
     subjects.PREPROCESS_MOVIE: (PreprocessMovieJob, MoviePreprocessed),
-    subjects.ZSSR_MOVIE: (ZssrMovieJob, ZssrResult),
-    subjects.PICK_SPA: (PickSpaJob, ParticlesPicked),
-    subjects.PICK_CET: (PickCetJob, ParticlesPicked),
-    subjects.TRAIN_ATLAS: (TrainJob, ModelTrained),
-    subjects.TRAIN_HOLES: (TrainJob, ModelTrained),
-    subjects.TRAIN_SPA: (TrainJob, ModelTrained),
-    subjects.TRAIN_CET: (TrainJob, ModelTrained),
+    subjects.ZSSR_MOVIE: (ZssrMovieJob, MovieSuperResolved),
+    subjects.PICK_SPA: (PickSpaJob, MicrographParticlesPicked),
+    subjects.PICK_CET: (PickCetJob, TomogramParticlesPicked),
+    subjects.TRAIN_ATLAS: (TrainAtlasJob, AtlasModelTrained),
+    subjects.TRAIN_HOLES: (TrainHolesJob, HolesModelTrained),
+    subjects.TRAIN_SPA: (TrainSpaJob, SpaModelTrained),
+    subjects.TRAIN_CET: (TrainCetJob, CetModelTrained),
 }
 
 #: Event subject → message type (results are listed through JOB_TYPES).
@@ -72,16 +103,21 @@ EVENT_TYPES: dict[str, type[Message]] = {
 __all__ = [
     "EVENT_TYPES",
     "JOB_TYPES",
+    "MODEL_REGISTRY_PREFIX",
     "SCOPE_VERBS",
     "AcquireParams",
     "AtlasDetected",
+    "AtlasModelTrained",
     "CTFFit",
+    "CetModelTrained",
     "DetectAtlasJob",
     "DetectHolesJob",
+    "ExposureOptics",
     "GridUpdated",
     "HoleDetection",
     "HoleFinderParams",
     "HolesDetected",
+    "HolesModelTrained",
     "Id",
     "ImageAcquired",
     "JobFailed",
@@ -91,11 +127,14 @@ __all__ = [
     "LeaseInfo",
     "LeaseRequest",
     "Message",
+    "MicrographParticlesPicked",
+    "ModelKind",
     "ModelTrained",
     "MotionSummary",
     "MoviePreprocessed",
+    "MovieSuperResolved",
+    "ObjectKey",
     "Particle",
-    "ParticlesPicked",
     "PickCetJob",
     "PickSpaJob",
     "PreprocessMovieJob",
@@ -105,13 +144,19 @@ __all__ = [
     "ScopeReply",
     "ScopeState",
     "SessionUpdated",
+    "SpaModelTrained",
     "SquareClass",
     "SquareDetection",
     "StagePosition",
     "TargetUpdated",
+    "TomogramParticle",
+    "TomogramParticlesPicked",
+    "TrainAtlasJob",
+    "TrainCetJob",
+    "TrainHolesJob",
     "TrainJob",
+    "TrainSpaJob",
     "ZssrMovieJob",
-    "ZssrResult",
     "new_id",
     "subjects",
     "utcnow",

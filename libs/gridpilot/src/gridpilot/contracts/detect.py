@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from . import subjects
-from .base import Id, JobRequest, JobResult, Record
+from .base import Id, JobRequest, JobResult, ObjectKey, Record
 
 __all__ = [
     "AtlasDetected",
@@ -32,7 +32,7 @@ SquareClass = Literal["good", "small", "dry", "contaminated", "cracked", "partia
 class DetectAtlasJob(JobRequest):
     kind: ClassVar[str] = subjects.DETECT_ATLAS
     summary: ClassVar[str] = "Find and classify the grid squares of a stitched atlas."
-    atlas_key: str
+    atlas_key: ObjectKey
     pixel_size_a: float = Field(gt=0)
     image_to_stage: tuple[tuple[float, float, float], tuple[float, float, float]]
     score_threshold: float = Field(0.2, ge=0, le=1)
@@ -50,7 +50,7 @@ class SquareDetection(Record):
 class AtlasDetected(JobResult):
     kind: ClassVar[str] = subjects.DETECT_ATLAS
     summary: ClassVar[str] = "The squares found in an atlas."
-    atlas_key: str
+    atlas_key: ObjectKey
     squares: list[SquareDetection]
     model_version: str
 
@@ -86,7 +86,7 @@ class DetectHolesJob(JobRequest):
 
     kind: ClassVar[str] = subjects.DETECT_HOLES
     summary: ClassVar[str] = "Find the holes (targets) in a square image."
-    square_key: str
+    square_key: ObjectKey
     square_id: Id
     pixel_size_a: float = Field(gt=0)
     image_to_stage: tuple[tuple[float, float, float], tuple[float, float, float]]
@@ -144,7 +144,7 @@ class HolesDetected(JobResult):
 
     kind: ClassVar[str] = subjects.DETECT_HOLES
     summary: ClassVar[str] = "The holes found in a square image, with their intensity statistics."
-    square_key: str
+    square_key: ObjectKey
     square_id: Id
     holes: list[HoleDetection]
     model_version: str

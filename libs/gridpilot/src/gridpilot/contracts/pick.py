@@ -1,4 +1,8 @@
-"""Particle picking in micrographs (``pick.spa``) and tomograms (``pick.cet``)."""
+"""Particle picking in micrographs (``pick.spa``) and in tomograms (``pick.cet``).
+
+The two kinds have their own results: a micrograph pick is 2D (``MicrographParticlesPicked``),
+a tomogram pick is 3D (``TomogramParticlesPicked``), so a CET result never claims to be SPA.
+"""
 
 from __future__ import annotations
 
@@ -7,42 +11,71 @@ from typing import ClassVar
 from pydantic import Field
 
 from . import subjects
-from .base import JobRequest, JobResult, Record
+from .base import JobRequest, JobResult, ObjectKey, Record
 
-__all__ = ["Particle", "ParticlesPicked", "PickCetJob", "PickSpaJob"]
+__all__ = [
+    "MicrographParticlesPicked",
+    "Particle",
+    "PickCetJob",
+    "PickSpaJob",
+    "TomogramParticle",
+    "TomogramParticlesPicked",
+]
+
+#: Largest particle we pick (a ribosome is ~300 Å; a virus of 2000 Å is still a particle).
+_MAX_DIAMETER_A = 5000.0
 
 
-# ---- pick.spa / pick.cet ------------------------------------------------------------------------
+# ---- pick.spa -----------------------------------------------------------------------------------
 class PickSpaJob(JobRequest):
     kind: ClassVar[str] = subjects.PICK_SPA
     summary: ClassVar[str] = "Pick particles in a micrograph."
-    micrograph_key: str
-    pixel_size_a: float = Field(gt=0)
-    particle_diameter_a: float = Field(gt=0)
-    model_id: str | None = None
-    threshold: float = Field(0.5, ge=0, le=1)
-
-
-class PickCetJob(JobRequest):
-    kind: ClassVar[str] = subjects.PICK_CET
-    summary: ClassVar[str] = "Pick particles in a tomogram."
-    tomogram_key: str
-    voxel_size_a: float = Field(gt=0)
-    particle_diameter_a: float = Field(gt=0)
+    micrograph_key: ObjectKey
+    pixel_size_a: float = Field(gt=0.1, le=20.0)
+    particle_diameter_a: float = Field(gt=0, le=_MAX_DIAMETER_A)
     model_id: str | None = None
     threshold: float = Field(0.5, ge=0, le=1)
 
 
 class Particle(Record):
+    """A particle in a micrograph, in pixels of the micrograph."""
+
     x_px: float
     y_px: float
-    z_px: float | None = None
     score: float
 
 
-class ParticlesPicked(JobResult):
+class MicrographParticlesPicked(JobResult):
     kind: ClassVar[str] = subjects.PICK_SPA
-    summary: ClassVar[str] = "Particles picked in a micrograph or tomogram."
-    source_key: str
+    summary: ClassVar[str] = "Particles picked in a micrograph."
+    micrograph_key: ObjectKey
     particles: list[Particle]
+    model_version: str
+
+
+# ---- pick.cet -----------------------------------------------------------------------------------
+class PickCetJob(JobRequest):
+    kind: ClassVar[str] = subjects.PICK_CET
+    summary: ClassVar[str] = "Pick particles in a tomogram."
+    tomogram_key: ObjectKey
+    voxel_size_a: float = Field(gt=0.1, le=50.0)
+    particle_diameter_a: float = Field(gt=0, le=_MAX_DIAMETER_A)
+    model_id: str | None = None
+    threshold: float = Field(0.5, ge=0, le=1)
+
+
+class TomogramParticle(Record):
+    """A particle in a tomogram, in voxels of the tomogram."""
+
+    x_px: float
+    y_px: float
+    z_px: float
+    score: float
+
+
+class TomogramParticlesPicked(JobResult):
+    kind: ClassVar[str] = subjects.PICK_CET
+    summary: ClassVar[str] = "Particles picked in a tomogram."
+    tomogram_key: ObjectKey
+    particles: list[TomogramParticle]
     model_version: str

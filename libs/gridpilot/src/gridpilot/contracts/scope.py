@@ -21,7 +21,7 @@ from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import Field
 
-from .base import Id, Message, new_id, utcnow
+from .base import Id, Message, ObjectKey, new_id, utcnow
 
 __all__ = [
     "LEASE_VERB",
@@ -215,7 +215,7 @@ class ImageAcquired(Message):
     grid_id: Id | None = None
     target_id: Id | None = None
     command_id: Id | None = None
-    key: str
+    key: ObjectKey
     kind: ImageKind
     shape: tuple[int, ...]
     pixel_size_a: float = Field(gt=0)
@@ -246,7 +246,7 @@ class AtlasResult(Message):
     """The stitched atlas, and the keys of its tiles (each also announced by an event)."""
 
     atlas: ImageAcquired
-    tile_keys: list[str]
+    tile_keys: list[ObjectKey]
 
 
 class StageResult(Message):

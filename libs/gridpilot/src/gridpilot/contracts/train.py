@@ -1,4 +1,13 @@
-"""Training jobs (``train.*``): a model trained or fine-tuned from labels."""
+"""Training jobs: one request and one result per model kind, each on its own subject.
+
+``job.train.atlas`` trains the square classifier, ``job.train.holes`` the hole finder,
+``job.train.spa`` the micrograph picker and ``job.train.cet`` the tomogram picker. Each kind has
+its own request and result class (``TrainAtlasJob`` → ``AtlasModelTrained`` …) so a worker
+validates exactly the messages of its subject and a result cannot claim another kind.
+
+>>> TrainCetJob(dataset_key="models/cet/datasets/d1.tar").kind
+'train.cet'
+"""
 
 from __future__ import annotations
 
@@ -7,28 +16,90 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from . import subjects
-from .base import JobRequest, JobResult
+from .base import JobRequest, JobResult, ObjectKey
 
 __all__ = [
+    "AtlasModelTrained",
+    "CetModelTrained",
+    "HolesModelTrained",
+    "ModelKind",
     "ModelTrained",
+    "SpaModelTrained",
+    "TrainAtlasJob",
+    "TrainCetJob",
+    "TrainHolesJob",
     "TrainJob",
+    "TrainSpaJob",
 ]
 
+ModelKind = Literal["atlas", "holes", "spa", "cet"]
+#: More epochs than this is a mistake in a screening session, not a training plan.
+_MAX_EPOCHS = 10000
 
-# ---- train.* ------------------------------------------------------------------------------------
+
+# ---- train.* (common fields) --------------------------------------------------------------------
 class TrainJob(JobRequest):
-    kind: ClassVar[str] = subjects.TRAIN_SPA
-    summary: ClassVar[str] = "Train or fine-tune a model from labels (train.atlas|holes|spa|cet)."
-    model_kind: Literal["atlas", "holes", "spa", "cet"]
-    dataset_key: str
-    labels_key: str | None = None
-    epochs: int = Field(10, ge=1, le=10000)
-    seed: int = 0
+    """Fields every training job has; use the subclass of the model kind."""
+
+    summary: ClassVar[str] = "Train or fine-tune a model from labels."
+    dataset_key: ObjectKey
+    labels_key: ObjectKey | None = None
+    epochs: int = Field(10, ge=1, le=_MAX_EPOCHS)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
 
 class ModelTrained(JobResult):
-    kind: ClassVar[str] = subjects.TRAIN_SPA
+    """Fields every training result has; use the subclass of the model kind."""
+
     summary: ClassVar[str] = "A model was trained and published to the model registry."
-    model_kind: Literal["atlas", "holes", "spa", "cet"]
-    model_key: str
+    model_key: ObjectKey
     metrics: dict[str, float]
+
+
+# ---- one request and one result per kind --------------------------------------------------------
+class TrainAtlasJob(TrainJob):
+    kind: ClassVar[str] = subjects.TRAIN_ATLAS
+    summary: ClassVar[str] = "Train or fine-tune the atlas square classifier."
+    model_kind: Literal["atlas"] = "atlas"
+
+
+class AtlasModelTrained(ModelTrained):
+    kind: ClassVar[str] = subjects.TRAIN_ATLAS
+    summary: ClassVar[str] = "An atlas square classifier was trained and published."
+    model_kind: Literal["atlas"] = "atlas"
+
+
+class TrainHolesJob(TrainJob):
+    kind: ClassVar[str] = subjects.TRAIN_HOLES
+    summary: ClassVar[str] = "Train or fine-tune the hole finder."
+    model_kind: Literal["holes"] = "holes"
+
+
+class HolesModelTrained(ModelTrained):
+    kind: ClassVar[str] = subjects.TRAIN_HOLES
+    summary: ClassVar[str] = "A hole finder was trained and published."
+    model_kind: Literal["holes"] = "holes"
+
+
+class TrainSpaJob(TrainJob):
+    kind: ClassVar[str] = subjects.TRAIN_SPA
+    summary: ClassVar[str] = "Train or fine-tune the single-particle (micrograph) picker."
+    model_kind: Literal["spa"] = "spa"
+
+
+class SpaModelTrained(ModelTrained):
+    kind: ClassVar[str] = subjects.TRAIN_SPA
+    summary: ClassVar[str] = "A single-particle picker was trained and published."
+    model_kind: Literal["spa"] = "spa"
+
+
+class TrainCetJob(TrainJob):
+    kind: ClassVar[str] = subjects.TRAIN_CET
+    summary: ClassVar[str] = "Train or fine-tune the tomogram (CET) picker."
+    model_kind: Literal["cet"] = "cet"
+
+
+class CetModelTrained(ModelTrained):
+    kind: ClassVar[str] = subjects.TRAIN_CET
+    summary: ClassVar[str] = "A tomogram picker was trained and published."
+    model_kind: Literal["cet"] = "cet"

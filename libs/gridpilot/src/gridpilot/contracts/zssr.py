@@ -7,9 +7,9 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from . import subjects
-from .base import Id, JobRequest, JobResult
+from .base import Id, JobRequest, JobResult, ObjectKey
 
-__all__ = ["ZssrMovieJob", "ZssrResult"]
+__all__ = ["MovieSuperResolved", "ZssrMovieJob"]
 
 
 # ---- zssr.movie ---------------------------------------------------------------------------------
@@ -17,8 +17,8 @@ class ZssrMovieJob(JobRequest):
     kind: ClassVar[str] = subjects.ZSSR_MOVIE
     summary: ClassVar[str] = "Super-resolve a movie by internal learning over its frames."
     exposure_id: Id
-    movie_key: str
-    pixel_size_a: float = Field(gt=0)
+    movie_key: ObjectKey
+    pixel_size_a: float = Field(gt=0.1, le=20.0)
     scale: Literal[2, 3] = 2
     #: ``fast`` (a CPU, under a minute for 512²) or ``full`` (a GPU, longer training).
     preset: Literal["fast", "full"] = "fast"
@@ -26,11 +26,11 @@ class ZssrMovieJob(JobRequest):
     shifts_xy_px: list[tuple[float, float]] | None = Field(default=None, max_length=10000)
 
 
-class ZssrResult(JobResult):
+class MovieSuperResolved(JobResult):
     kind: ClassVar[str] = subjects.ZSSR_MOVIE
-    summary: ClassVar[str] = "A super-resolved micrograph."
+    summary: ClassVar[str] = "A movie was super-resolved into one micrograph."
     exposure_id: Id
-    output_key: str
+    output_key: ObjectKey
     pixel_size_a: float
     scale: int = 2
     iterations: int = 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,9 @@ __all__ = [
     "MRC_CONTENT_TYPE",
     "MRC_DTYPES",
     "ArrayMeta",
+    "MrcHeader",
     "check_array",
+    "check_mrc_header",
     "decode_mrc",
     "encode_mrc",
     "metadata_json",
@@ -53,6 +56,11 @@ _EXTTYP: Final[bytes] = b"JSON"
 _FORMAT: Final[str] = "gridpilot"
 _MRC_SUFFIXES: Final = frozenset({".mrc", ".mrcs", ".map", ".st", ".ali", ".rec", ".gz", ".bz2"})
 _TIFF_SUFFIXES: Final = frozenset({".tif", ".tiff"})
+_HEADER_BYTES: Final[int] = 1024
+#: Bytes per voxel of each MRC mode (mode 101 packs two 4-bit voxels in a byte).
+_MODE_BYTES: Final[dict[int, float]] = {0: 1, 1: 2, 2: 4, 3: 4, 4: 8, 6: 2, 12: 2, 101: 0.5}
+# Machine stamp: 0x44 0x44 (or 0x44 0x41) little-endian, 0x11 0x11 big-endian.
+_BIG_ENDIAN_STAMP: Final[int] = 0x11
 # TIFF ResolutionUnit: 2 = inch, 3 = centimetre; resolution is pixels per unit.
 _ANGSTROM_PER_UNIT: Final[dict[int, float]] = {2: 2.54e8, 3: 1e8}
 
@@ -123,6 +131,79 @@ def check_array(array: npt.NDArray[Any], pixel_size_a: float, volume: bool = Fal
             and pixel_size_a > 0):
         raise InvalidInput(f"pixel_size_a must be a positive number, got {pixel_size_a!r}",
                            field="pixel_size_a")
+
+
+@dataclass(frozen=True)
+class MrcHeader:
+    """What an MRC header claims, checked against the size of its file.
+
+    Attributes:
+        shape: ``(nz, ny, nx)`` as the header states it.
+        mode: The MRC mode (2 = float32, 1 = int16, 6 = uint16, 0 = int8, 12 = float16 …).
+        data_bytes: Bytes of the data block the header implies.
+    """
+
+    shape: tuple[int, int, int]
+    mode: int
+    data_bytes: int
+
+
+def _fmt_bytes(n: float) -> str:
+    if n < 1024:
+        return f"{n:.0f} B"
+    for unit in ("KB", "MB", "GB", "TB"):
+        n /= 1024
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+    return f"{n / 1024:.1f} PB"
+
+
+def check_mrc_header(head: bytes, file_bytes: int, *, name: str = "MRC file") -> MrcHeader:
+    """Check an MRC header's dimensions against the file's size, before any data is read.
+
+    A 5 KB file whose header claims 65536³ voxels is refused here, instead of making a reader
+    allocate a petabyte.
+
+    Args:
+        head: At least the first 1024 bytes of the file.
+        file_bytes: The size of the whole (uncompressed) file.
+        name: How to call the file in the message (an object key).
+
+    Returns:
+        The header's shape, mode and data size.
+
+    Raises:
+        InvalidInput: The header is short, has a non-positive dimension or an unknown mode, or
+            claims more data than the file holds.
+
+    >>> import numpy as np
+    >>> data = encode_mrc(np.zeros((2, 8, 8), np.float32), 1.0)
+    >>> check_mrc_header(data, len(data)).shape
+    (2, 8, 8)
+    >>> check_mrc_header(data[:1024], 1024)
+    Traceback (most recent call last):
+    ...
+    gridpilot.errors.InvalidInput: MRC file is truncated or its header corrupt: the header claims 2 x 8 x 8 voxels of mode 2 (596 B with the extended header) but the file has 1.0 KB
+    """
+    if len(head) < _HEADER_BYTES:
+        raise InvalidInput(f"{name} is truncated: {len(head)} bytes is shorter than an MRC header (1024)")
+    order = ">" if head[212] == _BIG_ENDIAN_STAMP else "<"
+    nx, ny, nz, mode = struct.unpack_from(f"{order}4i", head, 0)
+    (nsymbt,) = struct.unpack_from(f"{order}i", head, 92)
+    if min(nx, ny, nz) < 1 or nsymbt < 0:
+        raise InvalidInput(f"{name}: the header's dimensions {nz} x {ny} x {nx} (extended header "
+                           f"{nsymbt} B) are not positive")
+    if mode not in _MODE_BYTES:
+        raise InvalidInput(f"{name}: unknown MRC mode {mode}; known: "
+                           f"{', '.join(map(str, sorted(_MODE_BYTES)))}")
+    data_bytes = math.ceil(nx * ny * nz * _MODE_BYTES[mode])
+    needed = _HEADER_BYTES + nsymbt + data_bytes
+    if needed > file_bytes:
+        raise InvalidInput(
+            f"{name} is truncated or its header corrupt: the header claims {nz} x {ny} x {nx} voxels of mode {mode} "
+            f"({_fmt_bytes(data_bytes + nsymbt)} with the extended header) but the file has "
+            f"{_fmt_bytes(file_bytes)}", shape=[nz, ny, nx], file_bytes=file_bytes)
+    return MrcHeader(shape=(nz, ny, nx), mode=mode, data_bytes=data_bytes)
 
 
 def _fill(mrc: MrcObject, array: npt.NDArray[Any], pixel_size_a: float,
@@ -223,11 +304,15 @@ def decode_mrc(data: bytes) -> tuple[npt.NDArray[Any], ArrayMeta]:
     """Decode MRC bytes into the array and its :class:`ArrayMeta`.
 
     Raises:
-        InvalidInput: The bytes are not a complete MRC file (truncated, corrupt, not MRC).
+        InvalidInput: The bytes are not a complete MRC file (truncated, corrupt, not MRC), or
+            the header claims more data than there are bytes (checked before allocating).
     """
     try:
+        # The header alone first (its map tag, mode …), then its size claim, then the data.
+        MrcInterpreter(iostream=io.BytesIO(data), permissive=False, header_only=True)
+        check_mrc_header(data[:_HEADER_BYTES], len(data))
         mrc = MrcInterpreter(iostream=io.BytesIO(data), permissive=False)
-    except ValueError as exc:
+    except (ValueError, InvalidInput) as exc:
         raise InvalidInput(f"not a valid MRC file ({len(data)} bytes): {exc}") from exc
     return _meta_from(mrc)
 
@@ -241,14 +326,19 @@ def read_mrc(path: Path, *, name: str | None = None) -> tuple[npt.NDArray[Any], 
 
     Raises:
         NotFound: No file at ``path``.
-        InvalidInput: The file is not a complete MRC file.
+        InvalidInput: The file is not a complete MRC file, or its header claims more data than
+            the file holds (checked before allocating).
     """
     try:
+        with open(path, "rb") as fh:
+            head = fh.read(_HEADER_BYTES)
+        if head[:2] != b"\x1f\x8b" and head[:3] != b"BZh":  # compressed: mrcfile checks the size
+            check_mrc_header(head, path.stat().st_size, name="the file")
         with mrcfile.open(str(path), permissive=False) as mrc:
             return _meta_from(mrc)
     except FileNotFoundError as exc:
         raise NotFound(f"no image file at {path}", path=str(path)) from exc
-    except ValueError as exc:
+    except (ValueError, InvalidInput) as exc:
         raise InvalidInput(f"{name or str(path)!r} is not a valid MRC file: {exc}") from exc
 
 
