@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from atlas_detector.decoding import box_iou, decode_boxes, find_peaks, nms, softmax
-from atlas_detector.squares import SquareParams, decode_output
+from atlas_detector.decoding import box_iou, decode_boxes, peak_cells, softmax
+from atlas_detector.squares import NMS_IOU, SquareParams, decode_output
 from atlas_detector.targets import encode_targets
+from gridpilot.detection import nms_boxes
 
 
 def _planted(rng: np.random.Generator, n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +59,7 @@ def test_find_peaks_keeps_one_peak_per_bump_above_the_threshold() -> None:
     heat = np.zeros((40, 40), np.float32)
     for (r, c, a) in [(10, 10, 0.9), (30, 25, 0.6), (5, 35, 0.1)]:
         heat = np.maximum(heat, a * np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / 8.0))
-    assert find_peaks(heat, threshold=0.2).tolist() == [[10, 10], [30, 25]]
+    assert peak_cells(heat, threshold=0.2).tolist() == [[10, 10], [30, 25]]
 
 
 def test_nms_removes_duplicates_of_a_square_and_keeps_neighbours() -> None:
@@ -66,8 +67,7 @@ def test_nms_removes_duplicates_of_a_square_and_keeps_neighbours() -> None:
     shifted = square + np.array([4.0, 3.0, 4.0, 3.0])  # IoU ≈ 0.8 with the first
     neighbour = square + np.array([80.0, 0.0, 80.0, 0.0])  # the next square along the bar
     boxes = np.stack([shifted, square, neighbour])
-    assert nms(boxes, np.array([0.7, 0.9, 0.8]), iou=0.3).tolist() == [1, 2]
-    assert nms(np.zeros((0, 4)), np.zeros(0), iou=0.3).tolist() == []
+    assert nms_boxes(boxes, np.array([0.7, 0.9, 0.8]), iou_threshold=NMS_IOU).tolist() == [1, 2]
 
 
 def test_box_iou_of_planted_overlaps() -> None:

@@ -20,11 +20,13 @@ def test_normalise_maps_the_planted_percentiles_to_zero_and_one(dtype: type) -> 
     assert float(out[image == 500].mean()) == pytest.approx(0.5, abs=0.002)
 
 
-def test_normalise_of_a_mostly_constant_image_uses_min_and_max() -> None:
-    image = np.zeros((100, 100), np.float32)
-    image[0, 0] = 10.0
+def test_normalise_keeps_a_saturated_square_above_one() -> None:
+    """Clipping would flatten a broken (film gone) square into the open ones."""
+    image = np.full((100, 100), 10.0, np.float32)
+    image[:, 50:] = 100.0
+    image[:4, :4] = 1000.0  # 0.16 % of the pixels: above the 99.5th percentile
     out = normalise(image)
-    assert out.max() == pytest.approx(1.0) and out.min() == 0.0
+    assert out[0, 0] > 5.0 and out[50, 75] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("shape", [(300, 500), (500, 300), (2048, 2048), (100, 1000)])

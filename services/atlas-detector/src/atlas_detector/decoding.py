@@ -4,13 +4,14 @@ The network (:mod:`atlas_detector.network`) outputs, on a grid ``STRIDE`` times 
 its input, an objectness heat map (a Gaussian bump at every square centre), seven class logits,
 the box size as ``log(width / STRIDE)``, ``log(height / STRIDE)``, and the sub-cell offset of
 the centre. Decoding keeps local maxima of the heat map above a threshold, reads the other
-maps there, and removes duplicates with class-agnostic NMS (as SmartScope does, IoU 0.3).
+maps there; duplicates are then removed with class-agnostic NMS
+(:func:`gridpilot.detection.nms_boxes`, IoU 0.3 as SmartScope).
 
 >>> import numpy as np
 >>> heat = np.zeros((1, 8, 8), np.float32); heat[0, 3, 5] = 0.9
 >>> size = np.full((2, 8, 8), np.log(2.0), np.float32)
 >>> offset = np.full((2, 8, 8), 0.5, np.float32)
->>> peaks = find_peaks(heat[0], threshold=0.5)
+>>> peaks = peak_cells(heat[0], threshold=0.5)
 >>> decode_boxes(peaks, size, offset, stride=4).round(1).tolist()
 [[18.0, 10.0, 26.0, 18.0]]
 """
@@ -21,9 +22,10 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
-__all__ = ["STRIDE", "box_iou", "decode_boxes", "find_peaks", "nms", "softmax"]
+from gridpilot.detection import find_peaks
+
+__all__ = ["STRIDE", "box_iou", "decode_boxes", "peak_cells", "softmax"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -35,29 +37,18 @@ STRIDE: Final[int] = 4
 _MAX_PEAKS: Final[int] = 4000
 
 
-def find_peaks(heat: F32, *, threshold: float, radius: int = 1) -> I64:
-    """Local maxima of a heat map above ``threshold``.
-
-    Parameters
-    ----------
-    heat : (H, W) heat map in [0, 1]
-    threshold : minimum peak value
-    radius : a peak is the maximum of its ``(2r + 1)²`` neighbourhood
-
-    Returns
-    -------
-    (N, 2) int64 array of ``(row, col)``, strongest first.
+def peak_cells(heat: F32, *, threshold: float) -> I64:
+    """Integer ``(row, col)`` cells of the heat map's local maxima (3 × 3) above ``threshold``,
+    strongest first (:func:`gridpilot.detection.find_peaks` without sub-pixel refinement: the
+    offset maps carry the sub-cell position).
 
     >>> import numpy as np
     >>> h = np.zeros((5, 5), np.float32); h[1, 1] = 0.8; h[1, 2] = 0.7; h[4, 4] = 0.6
-    >>> find_peaks(h, threshold=0.5).tolist()
+    >>> peak_cells(h, threshold=0.5).tolist()
     [[1, 1], [4, 4]]
     """
-    h = np.asarray(heat, dtype=np.float32)
-    local = ndimage.maximum_filter(h, size=2 * radius + 1, mode="constant", cval=-np.inf)
-    rows, cols = np.nonzero((h == local) & (h >= threshold))
-    order = np.argsort(-h[rows, cols], kind="stable")[:_MAX_PEAKS]
-    return np.stack([rows[order], cols[order]], axis=1).astype(np.int64)
+    p = find_peaks(heat, threshold=threshold, max_peaks=_MAX_PEAKS, subpixel=False)
+    return np.stack([np.rint(p.y), np.rint(p.x)], axis=1).astype(np.int64).reshape(-1, 2)
 
 
 def decode_boxes(peaks: I64, size: F32, offset: F32, *, stride: int = STRIDE) -> F64:
@@ -107,28 +98,6 @@ def box_iou(a: F64, b: F64) -> F64:
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     union = area_a[:, None] + area_b[None, :] - inter
     return np.asarray(np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0))
-
-
-def nms(boxes: F64, scores: F64, *, iou: float) -> I64:
-    """Greedy non-maximum suppression: indices of the kept boxes, best score first.
-
-    >>> import numpy as np
-    >>> b = np.array([[0., 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30]])
-    >>> nms(b, np.array([0.5, 0.9, 0.7]), iou=0.3).tolist()
-    [1, 2]
-    """
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    boxes = np.asarray(boxes, dtype=np.float64)
-    ranked = boxes[order]
-    keep: list[int] = []
-    suppressed = np.zeros(order.size, dtype=bool)
-    for i in range(order.size):
-        if suppressed[i]:
-            continue
-        keep.append(int(order[i]))
-        # One row of the IoU matrix at a time: memory O(N), not O(N²).
-        suppressed[i + 1:] |= box_iou(ranked[i:i + 1], ranked[i + 1:])[0] > iou
-    return np.asarray(keep, dtype=np.int64)
 
 
 def softmax(logits: F64, axis: int = 0) -> F64:

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from gridpilot.detection import robust_normalize
 from gridpilot.errors import InvalidInput
 
 __all__ = [
@@ -50,8 +51,6 @@ PIXEL_SIZE_RANGE_UM: Final[tuple[float, float]] = (0.02, 50.0)
 #: wider here so that a few broken, saturated squares do not set the scale).
 _LOW_PERCENTILE: Final[float] = 0.5
 _HIGH_PERCENTILE: Final[float] = 99.5
-#: Percentiles are estimated on at most this many pixels (a strided subsample).
-_PERCENTILE_SAMPLE_PX: Final[int] = 1 << 18
 
 
 def check_atlas(image: npt.NDArray[np.generic]) -> F32:
@@ -102,34 +101,19 @@ def check_pixel_size_um(pixel_size_um: float) -> float:
 
 
 def normalise(image: npt.NDArray[np.generic]) -> F32:
-    """Robust contrast: the 0.5th percentile to 0 and the 99.5th to 1 (not clipped).
+    """Robust contrast: the 0.5th percentile to 0 and the 99.5th to 1, not clipped.
 
-    Parameters
-    ----------
-    image : (H, W) array, any real dtype
-
-    Returns
-    -------
-    (H, W) float32, ``(image - p_low) / (p_high - p_low)``.
-
-    Notes
-    -----
-    Percentiles of a strided subsample (≤ 2¹⁸ pixels) keep this fast on 2048² atlases. A
-    constant subsample (a mostly-empty atlas) falls back to the minimum and maximum.
+    :func:`gridpilot.detection.robust_normalize` without its clipping: a broken (film gone)
+    square must stay brighter than an open one. A 1-plane stack is its plane.
 
     >>> import numpy as np
     >>> x = normalise(np.linspace(0, 1000, 10001).reshape(1, -1))
     >>> round(float(x[0, 5000]), 3), round(float(x[0, 50]), 3)
     (0.5, 0.0)
     """
-    a = np.asarray(image, dtype=np.float32)
-    step = max(1, math.isqrt(a.size // _PERCENTILE_SAMPLE_PX))
-    sample = a[::step, ::step]
-    lo, hi = (float(v) for v in np.percentile(sample, (_LOW_PERCENTILE, _HIGH_PERCENTILE)))
-    if hi <= lo:
-        lo, hi = float(a.min()), float(a.max())
-    span = hi - lo if hi > lo else 1.0  # avoid zero-division on a constant image
-    return np.asarray((a - lo) / span, dtype=np.float32)
+    a = np.asarray(image)
+    return robust_normalize(a[0] if a.ndim == 3 and a.shape[0] == 1 else a,
+                            low_percentile=_LOW_PERCENTILE, high_percentile=_HIGH_PERCENTILE, clip=None)
 
 
 @dataclass(frozen=True)

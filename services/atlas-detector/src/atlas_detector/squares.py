@@ -22,8 +22,9 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridpilot.contracts.detect import SQUARE_CLASSES, SquareClass
+from gridpilot.detection import nms_boxes
 
-from .decoding import STRIDE, decode_boxes, find_peaks, nms, softmax
+from .decoding import STRIDE, decode_boxes, peak_cells, softmax
 from .lattice import Affine, LatticeFit, fit_lattice, pixel_to_stage
 from .preprocessing import check_atlas, check_pixel_size_um, letterbox, normalise
 
@@ -94,12 +95,12 @@ class AtlasSquares:
 
 def decode_output(out: F32, params: SquareParams) -> tuple[F64, F64, F64]:
     """Network output (12, h, w) → boxes (N, 4) in network pixels, objectness (N,), probs (N, 7)."""
-    peaks = find_peaks(out[0], threshold=params.score_threshold)
+    peaks = peak_cells(out[0], threshold=params.score_threshold)
     boxes = decode_boxes(peaks, out[8:10], out[10:12], stride=STRIDE)
     objectness = out[0][peaks[:, 0], peaks[:, 1]].astype(np.float64) if peaks.size else np.zeros(0)
     logits = out[1:8][:, peaks[:, 0], peaks[:, 1]].astype(np.float64) if peaks.size else np.zeros((7, 0))
     probs = softmax(logits, axis=0).T
-    keep = nms(boxes, objectness, iou=params.nms_iou)
+    keep = nms_boxes(boxes, objectness, iou_threshold=params.nms_iou)
     return boxes[keep], objectness[keep], probs[keep].reshape(-1, len(SQUARE_CLASSES))
 
 
