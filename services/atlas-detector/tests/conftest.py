@@ -19,8 +19,8 @@ class PlantedAtlas:
 
 @pytest.fixture(scope="session")
 def twin_atlas() -> PlantedAtlas:
-    """A 768² twin atlas at 1.6 µm/px (a 2048² atlas at 0.6 µm/px as the network sees it)."""
-    s = twin_sample(77, 0, shape=(768, 768), pixel_size_um=1.6, tiles=(2, 2), held_out=True)
+    """A 1024² twin atlas at 2 µm/px of the grid kind held out of training (200-mesh R2/1)."""
+    s = twin_sample(77, 0, shape=(1024, 1024), pixel_size_um=2.0, tiles=(2, 2), held_out=True)
     return PlantedAtlas(image=s.image, sample=s)
 
 
