@@ -42,7 +42,13 @@ from atlas_detector.model import SquareModel
 from atlas_detector.picture import draw_squares
 from atlas_detector.preprocessing import normalise
 from atlas_detector.squares import SquareParams, find_squares
-from atlas_detector.twin_data import HELD_OUT_KINDS, TwinSample, twin_sample
+from atlas_detector.twin_data import (
+    HELD_OUT_KINDS,
+    TwinSample,
+    load_sample,
+    save_sample,
+    twin_sample,
+)
 from gridpilot.contracts.detect import SQUARE_CLASSES
 from gridpilot.storage.mrc import read_mrc
 from gridpilot_sim.instrument.timing import TimingModel
@@ -158,16 +164,11 @@ def render_set(seed: int, count: int, *, held_out_from: int, cache: Path | None)
         held = n >= held_out_from
         path = cache / f"atlas_{seed}_{n}_{int(held)}.npz" if cache else None
         if path is not None and path.is_file():
-            z = np.load(path)
-            out.append(TwinSample(image=z["image"], boxes=z["boxes"], classes=z["classes"], ignore=z["ignore"],
-                                  pixel_size_um=float(z["px"]), image_to_stage=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
-                                  kind=(int(z["mesh"]), str(z["film"]), str(z["hole"])), world_seed=int(z["world"])))
+            out.append(load_sample(path))
             continue
         s = twin_sample(seed, n, shape=ATLAS_SHAPE, pixel_size_um=px, tiles=(3, 3), held_out=held)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(path, image=s.image, boxes=s.boxes, classes=s.classes, ignore=s.ignore,
-                                px=s.pixel_size_um, mesh=s.kind[0], film=s.kind[1], hole=s.kind[2], world=s.world_seed)
+            save_sample(s, path)
         out.append(s)
     return out
 

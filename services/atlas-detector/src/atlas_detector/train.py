@@ -33,7 +33,14 @@ from .augment import flip_boxes, randomise, rot90_boxes
 from .decoding import STRIDE
 from .preprocessing import normalise
 from .targets import encode_targets
-from .twin_data import HELD_OUT_KINDS, NETWORK_PIXEL_UM, TwinSample, twin_sample
+from .twin_data import (
+    HELD_OUT_KINDS,
+    NETWORK_PIXEL_UM,
+    TwinSample,
+    load_sample,
+    save_sample,
+    twin_sample,
+)
 
 __all__ = ["MODEL_VERSION", "add_args", "export_onnx", "main", "train"]
 
@@ -66,15 +73,10 @@ def add_args(parser: argparse.ArgumentParser) -> None:
 def _load_or_render(seed: int, n: int, cache: Path | None, render_px: int) -> TwinSample:
     path = cache / f"twin_{seed}_{n:05d}_{render_px}.npz" if cache else None
     if path is not None and path.is_file():
-        z = np.load(path)
-        return TwinSample(image=z["image"], boxes=z["boxes"], classes=z["classes"], ignore=z["ignore"],
-                          pixel_size_um=float(z["px"]), image_to_stage=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
-                          kind=(int(z["mesh"]), str(z["film"]), str(z["hole"])), world_seed=int(z["world"]))
+        return load_sample(path)
     s = twin_sample(seed, n, shape=(render_px, render_px))
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, image=s.image, boxes=s.boxes, classes=s.classes, ignore=s.ignore,
-                            px=s.pixel_size_um, mesh=s.kind[0], film=s.kind[1], hole=s.kind[2], world=s.world_seed)
+        save_sample(s, path)
     return s
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -31,7 +32,9 @@ __all__ = [
     "NETWORK_PIXEL_UM",
     "TwinSample",
     "grid_kind",
+    "load_sample",
     "sample_spec",
+    "save_sample",
     "truth_boxes",
     "twin_sample",
 ]
@@ -109,6 +112,23 @@ def truth_boxes(truth: Any, shape: tuple[int, int]) -> tuple[F64, npt.NDArray[np
             classes.append(SQUARE_CLASSES.index(sq.square_class))
     return (np.asarray(boxes, dtype=np.float64).reshape(-1, 4), np.asarray(classes, dtype=np.int64),
             np.asarray(ignore, dtype=np.float64).reshape(-1, 4))
+
+
+def save_sample(sample: TwinSample, path: Path) -> Path:
+    """Cache a sample as ``.npz`` (its affine is not kept: training and scoring do not need it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, image=sample.image, boxes=sample.boxes, classes=sample.classes,
+                        ignore=sample.ignore, px=sample.pixel_size_um, mesh=sample.kind[0], film=sample.kind[1],
+                        hole=sample.kind[2], world=sample.world_seed)
+    return path
+
+
+def load_sample(path: Path) -> TwinSample:
+    """A sample cached by :func:`save_sample` (its affine is the identity)."""
+    z = np.load(path)
+    return TwinSample(image=z["image"], boxes=z["boxes"], classes=z["classes"], ignore=z["ignore"],
+                      pixel_size_um=float(z["px"]), image_to_stage=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
+                      kind=(int(z["mesh"]), str(z["film"]), str(z["hole"])), world_seed=int(z["world"]))
 
 
 def twin_sample(seed: int, n: int, *, shape: tuple[int, int] = (512, 512), held_out: bool = False,
