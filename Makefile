@@ -9,7 +9,7 @@ PACKAGES := libs/gridpilot libs/gridpilot-sim $(wildcard services/*)
 PYPROJECTS := pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo up test test-fast bench lint docs train train-holes clean help
+.PHONY: setup demo up test test-fast bench lint docs train train-holes train-atlas clean help
 
 help:
 	@echo "make setup   create .venv and install the library and every service (editable)"
@@ -20,6 +20,7 @@ help:
 	@echo "make lint    ruff, and mypy --strict on libs/ and services/"
 	@echo "make docs    regenerate docs/asyncapi.json from the contracts"
 	@echo "make train-holes  retrain the hole detector on the twin (about 30 min on 2 shared cores)"
+	@echo "make train-atlas  retrain the atlas square detector on twin atlases (~30 min on 2 cores)"
 
 setup: $(STAMP)
 
@@ -67,6 +68,11 @@ docs: setup
 # them says what the shipped weights measured.
 train-holes: setup
 	$(BIN)/python -m hole_finder.train --samples 1000 --steps 3000 --batch 16 --threads 1 --workers 2
+
+# The shipped atlas model, from scratch: renders twin atlases (cached in bench/out/), trains, exports ONNX.
+train-atlas: setup
+	$(BIN)/python -m atlas_detector.train --cache bench/out/atlas-train-cache \
+		--out services/atlas-detector/src/atlas_detector/models/atlas-squares
 
 clean:
 	rm -rf .state bench/out

@@ -87,3 +87,12 @@ def test_bench_holes_quick_writes_the_issue_keys(tmp_path: Path) -> None:
         assert key in d
     assert d["recall"] is not None and 0.0 <= float(d["recall"]) <= 1.0  # type: ignore[arg-type]
     assert d["baseline_recall"] is not None or d["baseline_reason"]
+
+
+@pytest.mark.slow
+def test_bench_atlas_quick_writes_its_accuracy_speed_and_real_figures(tmp_path: Path) -> None:
+    d = _bench("atlas", tmp_path, "--quick", "--ptolemy", str(tmp_path / "no-ptolemy"))
+    for key in ("ap_good", "map", "recall", "baseline_map", "latency_p50_s", "real_squares_found"):
+        assert key in d, key
+    assert isinstance(d["latency_p50_s"], float) and d["latency_p50_s"] > 0
+    assert d["ptolemy_squares"] is None and "no Ptolemy" in str(d["ptolemy_skipped"])

@@ -76,3 +76,14 @@ def test_render_a_twin_square_then_find_its_holes(tmp_path: Path) -> None:
     hits = sum(any((h["x_px"] - t["centre_px"][0]) ** 2 + (h["y_px"] - t["centre_px"][1]) ** 2
                    < (0.5 * t["radius_px"]) ** 2 for h in targets) for t in truth)
     assert len(truth) > 100 and hits / len(truth) >= 0.9
+
+
+def test_render_a_twin_atlas_then_detect_its_squares(tmp_path: Path) -> None:
+    _gridpilot("sim", "render", "atlas", "--seed", "1", "--size", "1024", "--out", "a.mrc", cwd=tmp_path)
+    _gridpilot("detect", "atlas", "a.mrc", "--json", "squares.json", "--png", "squares.png", cwd=tmp_path)
+    out = json.loads((tmp_path / "squares.json").read_text())
+    truth = json.loads((tmp_path / "a.truth.json").read_text())
+    assert (tmp_path / "squares.png").read_bytes()[:4] == b"\x89PNG"
+    assert {"x_px", "y_px", "width_px", "height_px", "label", "score"} <= set(out["squares"][0])
+    # most squares of the twin atlas are found (a loose count check; accuracy is the bench's)
+    assert 0.6 * len(truth["squares"]) <= len(out["squares"]) <= 1.3 * len(truth["squares"])

@@ -10,6 +10,7 @@ from . import subjects
 from .base import Id, JobRequest, JobResult, ObjectKey, Record
 
 __all__ = [
+    "SQUARE_CLASSES",
     "AtlasDetected",
     "DetectAtlasJob",
     "DetectHolesJob",
@@ -29,29 +30,75 @@ SquareClass = Literal["good", "small", "dry", "contaminated", "cracked", "partia
 
 
 # ---- detect.atlas -------------------------------------------------------------------------------
+#: Square classes in the detector's output order (thesis 3.2.3, Table 3.2; ``small`` = thick ice,
+#: ``partial`` = fractioned). ``class_probs`` of a :class:`SquareDetection` follow this order.
+SQUARE_CLASSES: tuple[SquareClass, ...] = (
+    "good", "small", "dry", "contaminated", "cracked", "partial", "broken",
+)
+Affine = tuple[tuple[float, float, float], tuple[float, float, float]]
+
+
 class DetectAtlasJob(JobRequest):
+    """Find the squares of the atlas at ``atlas_key``.
+
+    ``image_to_stage`` maps a pixel ``(x = column, y = row, 1)`` of the atlas to stage µm.
+    ``pixel_size_a`` is only used to report µm (open area, lattice pitch): the detector finds
+    squares without it.
+    """
+
     kind: ClassVar[str] = subjects.DETECT_ATLAS
     summary: ClassVar[str] = "Find and classify the grid squares of a stitched atlas."
     atlas_key: ObjectKey
-    pixel_size_a: float = Field(gt=0)
-    image_to_stage: tuple[tuple[float, float, float], tuple[float, float, float]]
+    pixel_size_a: float = Field(gt=0, description="Å per atlas pixel (1 µm = 10⁴ Å)")
+    image_to_stage: Affine
     score_threshold: float = Field(0.2, ge=0, le=1)
 
 
 class SquareDetection(Record):
-    box_px: tuple[float, float, float, float] = Field(description="x0, y0, x1, y1")
+    """One square of an atlas. Field names are stable: the orchestrator reads them.
+
+    Pixel coordinates are those of the atlas array: ``x_px`` is the column, ``y_px`` the row of
+    the box centre. ``class_probs`` sums to 1 over :data:`SQUARE_CLASSES`; ``label`` is its
+    most probable class and ``score`` the detection confidence (objectness × that class's
+    probability). ``quality`` is a continuous score in [0, 1] for ranking squares (the
+    probability of ``good``, scaled by the objectness). Intensity statistics are of the
+    normalised atlas (0 = 0.5th, 1 = 99.5th percentile of the image) inside the box.
+    """
+
+    box_px: tuple[float, float, float, float] = Field(description="x0, y0, x1, y1 (column, row)")
+    x_px: float
+    y_px: float
+    width_px: float
+    height_px: float
     label: SquareClass
-    score: float
+    score: float = Field(ge=0, le=1)
+    class_probs: dict[SquareClass, float]
+    quality: float = Field(ge=0, le=1)
     stage_x_um: float
     stage_y_um: float
-    area_um2: float
+    area_um2: float = Field(description="box area in µm²")
+    open_area_um2: float = Field(description="bright (open) area inside the box, µm²")
+    open_fraction: float = Field(ge=0, le=1, description="fraction of the box that is open")
+    mean_intensity: float
+    std_intensity: float
+    median_intensity: float
 
 
 class AtlasDetected(JobResult):
+    """The squares of an atlas and its lattice (pitch and rotation from the square centres).
+
+    ``lattice_rotation_deg`` is the angle of the bars to the image columns, in [0, 90);
+    ``lattice_pitch_um`` is ``lattice_pitch_px`` times the job's pixel size. Both are ``None``
+    when fewer than three squares were found.
+    """
+
     kind: ClassVar[str] = subjects.DETECT_ATLAS
     summary: ClassVar[str] = "The squares found in an atlas."
     atlas_key: ObjectKey
     squares: list[SquareDetection]
+    lattice_pitch_px: float | None = None
+    lattice_pitch_um: float | None = None
+    lattice_rotation_deg: float | None = None
     model_version: str
 
 
