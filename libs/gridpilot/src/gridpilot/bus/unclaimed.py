@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 _MAX_PER_SWEEP: Final[int] = 256
 #: JetStream's error code for a delete of a message that is gone ("no message found").
 _DELETE_FAILED: Final[int] = 10057
+#: Seconds to wait for the sweep to end before cancelling it again.
+_STOP_RETRY_S: Final[float] = 1.0
 
 
 class UnclaimedJobs:
@@ -67,18 +69,28 @@ class UnclaimedJobs:
         self.claim_timeout_s = claim_timeout_s
         self.interval_s = interval_s or min(max(claim_timeout_s / 4, 0.5), 30.0)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     async def start(self) -> None:
+        self._stopping = False
         self._task = asyncio.create_task(self._loop(), name=f"unclaimed jobs ({self.service})")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        # A cancellation can be lost inside a request (asyncio.wait_for on Python 3.11 swallows
+        # one that races its inner future's completion), so the loop also checks a flag, and the
+        # task is cancelled again until it has ended.
+        self._stopping = True
+        while not task.done():
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.wait({task}, timeout=_STOP_RETRY_S)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("the unclaimed-jobs sweep ended with %r", task.exception())
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.interval_s)
             try:
                 await self.sweep()
