@@ -63,10 +63,8 @@ def test_bench_robustness_counts_5xx_hangs_restarts_and_jobs_without_one_outcome
     assert (d["hangs"], d["dropped_connections"], d["bus_without_one_outcome"]) == (0, 0, 0)
     assert d["rejected_uploads_left_in_storage"] == 0
     assert d["schemathesis"] is not None or d["schemathesis_reason"]
-    # The MRC reader's header-vs-size check is another branch's (contracts); until it lands,
-    # that upload is the one 5xx, and a JSON 500 with a trace id.
-    pending = [p for p in d["problems"] if "MRC claiming 65536^3" in p]  # type: ignore[attr-defined]
-    assert d["http_5xx"] == len(pending) and all('"trace_id"' in p for p in pending)
+    # With the MRC header checked against the file size, no bad request gets a 5xx.
+    assert d["http_5xx"] == 0, d["problems"]
 
 
 def test_bench_zssr_quick_writes_every_method_s_frc_and_the_3d_keys(tmp_path: Path) -> None:
