@@ -25,6 +25,7 @@ from gridpilot.contracts import (
     SquareDetection,
     subjects,
 )
+from gridpilot.contracts.detect import SQUARE_CLASSES
 from gridpilot.storage import ObjectStore, keys
 
 __all__ = ["TruthDetectors"]
@@ -57,9 +58,8 @@ class TruthDetectors:
     async def atlas(self, job: DetectAtlasJob, ctx: JobContext) -> AtlasDetected:
         self.jobs[job.job_id] = self.jobs.get(job.job_id, 0) + 1
         truth = await self._truth(job.atlas_key)
-        squares = [SquareDetection(box_px=tuple(s["box_px"]), label=s["square_class"], score=0.9,
-                                   stage_x_um=s["centre_um"][0], stage_y_um=s["centre_um"][1],
-                                   area_um2=s["side_um"] ** 2)
+        atlas, _ = await self.store.get_array(job.atlas_key)
+        squares = [_square(s, np.asarray(atlas, dtype=np.float64))
                    for s in truth["squares"] if s.get("box_px") is not None]
         return AtlasDetected(job_id=job.job_id, session_id=job.session_id, grid_id=job.grid_id,
                              service="standin-detector", atlas_key=job.atlas_key,
@@ -86,3 +86,22 @@ class TruthDetectors:
         return HolesDetected(job_id=job.job_id, session_id=job.session_id, grid_id=job.grid_id,
                              service="standin-detector", square_key=job.square_key,
                              square_id=job.square_id, holes=found, model_version="truth-standin")
+
+
+def _square(s: dict[str, Any], atlas: np.ndarray[Any, Any]) -> SquareDetection:
+    """A square of the truth as the detector would report it, with its class as certainty."""
+    x0, y0, x1, y1 = (float(v) for v in s["box_px"])
+    h, w = atlas.shape[-2:]
+    lo, hi = np.percentile(atlas, (0.5, 99.5))
+    inside = atlas[max(int(y0), 0):min(int(y1) + 1, h), max(int(x0), 0):min(int(x1) + 1, w)]
+    norm = (inside - lo) / max(float(hi - lo), 1e-12) if inside.size else np.zeros(1)
+    label = s["square_class"]
+    return SquareDetection(
+        box_px=(x0, y0, x1, y1), x_px=0.5 * (x0 + x1), y_px=0.5 * (y0 + y1),
+        width_px=x1 - x0, height_px=y1 - y0, label=label, score=0.9,
+        class_probs={c: float(c == label) for c in SQUARE_CLASSES},
+        quality=0.9 if label == "good" else 0.0,
+        stage_x_um=s["centre_um"][0], stage_y_um=s["centre_um"][1],
+        area_um2=s["side_um"] ** 2, open_area_um2=s["side_um"] ** 2, open_fraction=1.0,
+        mean_intensity=float(norm.mean()), std_intensity=float(norm.std()),
+        median_intensity=float(np.median(norm)))
