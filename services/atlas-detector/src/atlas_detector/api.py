@@ -20,6 +20,7 @@ from gridpilot.contracts import AtlasDetected, DetectAtlasJob, new_id
 from gridpilot.contracts.detect import SQUARE_CLASSES
 from gridpilot.errors import InvalidInput
 from gridpilot.service import DepsDep, ServiceDeps
+from gridpilot.service.uploads import read_upload
 from gridpilot.storage import keys
 
 from .config import AtlasSettings
@@ -31,9 +32,10 @@ __all__ = ["ModelInfo", "centred_affine", "router"]
 
 router = APIRouter(prefix="/v1", tags=["atlas"])
 
+#: Slack over the limit for the multipart envelope around the file.
+_CHUNK: Final[int] = 1 << 20
 _UPLOAD_SESSION: Final[str] = "uploads"
 _UPLOAD_GRID: Final[str] = "http"
-_CHUNK: Final[int] = 1 << 20
 _UPLOAD_SCHEMA: Final[dict[str, Any]] = {
     "type": "object", "required": ["atlas"],
     "properties": {"atlas": {"type": "string", "format": "binary", "description": "the atlas, MRC"},
@@ -70,17 +72,6 @@ def _model(deps: ServiceDeps) -> SquareModel:
     return model
 
 
-async def _read_upload(file: UploadFile, limit_bytes: int) -> bytes:
-    data = bytearray()
-    while chunk := await file.read(_CHUNK):
-        data += chunk
-        if len(data) > limit_bytes:
-            raise InvalidInput(f"upload larger than {limit_bytes >> 20} MB", field="atlas")
-    if not data:
-        raise InvalidInput("the uploaded atlas is empty", field="atlas")
-    return bytes(data)
-
-
 def _number(form: Any, name: str) -> float | None:
     raw = form.get(name)
     if raw is None or raw == "":
@@ -101,7 +92,7 @@ async def _upload_job(request: Request, deps: ServiceDeps) -> DetectAtlasJob:
         file = form.get("atlas")
         if not isinstance(file, UploadFile):
             raise InvalidInput("the form needs a file field 'atlas' (the MRC atlas)", field="atlas")
-        data = await _read_upload(file, limit)
+        data = await read_upload(file, limit, field="atlas")
         fields = {name: form.get(name) for name in ("pixel_size_um", "score_threshold")}
     array, meta = decode_atlas(data)  # InvalidInput when it is not an MRC file
     pixel_size_um = _number(fields, "pixel_size_um")

@@ -11,6 +11,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from gridpilot.contracts import DetectHolesJob, HoleFinderParams, HolesDetected
 from gridpilot.errors import InvalidInput
 from gridpilot.service import DepsDep, ServiceDeps
+from gridpilot.service.uploads import read_upload
 from gridpilot.storage.mrc import decode_mrc
 
 from .config import HoleFinderSettings
@@ -21,7 +22,6 @@ __all__ = ["model_of", "router"]
 
 router = APIRouter(prefix="/v1", tags=["holes"])
 
-_CHUNK = 1 << 20
 _UPLOAD_KEY = "uploads/http"
 
 
@@ -49,14 +49,7 @@ async def detect_upload(
     """Upload an MRC image and find its holes (nothing is stored)."""
     settings = deps.settings
     limit = (settings.max_upload_mb if isinstance(settings, HoleFinderSettings) else 512) << 20
-    data = bytearray()
-    while chunk := await image.read(_CHUNK):
-        data += chunk
-        if len(data) > limit:
-            raise InvalidInput(f"upload larger than {limit >> 20} MB", field="image")
-    if not data:
-        raise InvalidInput("the uploaded image is empty", field="image")
-    array, meta = decode_mrc(bytes(data))
+    array, meta = decode_mrc(await read_upload(image, limit, field="image"))
     px = pixel_size_a or meta.pixel_size_a
     if not px:
         raise InvalidInput("the MRC header has no pixel size: give pixel_size_a", field="pixel_size_a")
