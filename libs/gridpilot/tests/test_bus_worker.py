@@ -181,6 +181,28 @@ async def test_a_handler_raising_a_permanent_error_ends_the_job_at_once(
     assert deliveries == [1]
 
 
+async def test_a_deterministic_exception_of_science_code_is_not_retried(bus: Bus) -> None:
+    """A ``ValueError`` fails the same way on every delivery: one job.failed, no retry."""
+    deliveries: list[int] = []
+
+    async def handler(job: DetectHolesJob, ctx: JobContext) -> HolesDetected:
+        deliveries.append(ctx.deliveries)
+        raise ValueError("the lattice fit got a singular matrix")
+
+    worker = Worker(bus, service=SERVICE, kind=KIND, handler=handler, backoff_s=(0.05,))
+    await worker.start()
+    job = holes_job()
+    await bus.submit_job(job)
+
+    failed = (await bus.wait_for_event(subjects.EVT_JOB_FAILED, failure_of(job.job_id),
+                                       timeout_s=WAIT_S)).parse(JobFailed)
+    assert (failed.retriable, failed.error) == (False, "invalid_input")
+    assert "ValueError" in failed.reason and "singular matrix" in failed.reason
+    await eventually(lambda: work_queue_empty(bus, worker), "the job was terminated")
+    assert deliveries == [1]
+    await worker.stop()
+
+
 async def test_the_same_job_published_twice_is_processed_once(bus: Bus) -> None:
     calls: list[str] = []
 

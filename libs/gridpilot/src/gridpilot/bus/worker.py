@@ -8,7 +8,9 @@ from the exception type (see :mod:`gridpilot.errors`):
 handler returns a result                  result published on ``evt.result.<kind>``
                                           (``Nats-Msg-Id = <job_id>:result``), then ack
 payload invalid, or ``InvalidInput``      ``evt.job.failed{retriable: false}``, then term
-other non-retriable ``GridpilotError``    ``evt.job.failed{retriable: false}``, then term
+other non-retriable ``GridpilotError``,   ``evt.job.failed{retriable: false}``, then term
+or a deterministic exception (ValueError…
+as :func:`gridpilot.errors.classify` says)
 ``TransientError`` or any other exception nak with ``backoff_s[delivery - 1]``; on delivery
                                           ``max_deliver``: ``evt.job.failed{retriable: true}``,
                                           then term — nothing is dropped silently
@@ -48,7 +50,7 @@ from nats.errors import (
 from prometheus_client import CollectorRegistry
 
 from gridpilot.contracts import JOB_TYPES, JobFailed, JobRequest, JobResult, subjects
-from gridpilot.errors import GridpilotError, InvalidInput, TransientError
+from gridpilot.errors import GridpilotError, InvalidInput, TransientError, classify
 from gridpilot.logs import log_context
 
 from .connection import Bus
@@ -289,12 +291,13 @@ class Worker:
                 return await self._retry_or_give_up(msg, ctx, job, exc)
             except GridpilotError as exc:
                 return await self._give_up(msg, ctx, exc, session_id=job.session_id)
-            except Exception as exc:  # unexpected: retried like a transient error
+            except Exception as exc:  # classified once: deterministic → failed, else retried
                 logger.warning("job %s: handler raised %s", job.job_id, type(exc).__name__,
                                exc_info=True)
-                unexpected = TransientError(
-                    f"unexpected {type(exc).__name__} in the {self.kind} handler")
-                return await self._retry_or_give_up(msg, ctx, job, unexpected)
+                classified = classify(exc)
+                if isinstance(classified, TransientError):
+                    return await self._retry_or_give_up(msg, ctx, job, classified)
+                return await self._give_up(msg, ctx, classified, session_id=job.session_id)
             await _settle(msg.ack)
             logger.info("job %s ok in %.1f ms (delivery %d)", job.job_id,
                         (time.perf_counter() - started) * 1e3, ctx.deliveries)
