@@ -1,4 +1,4 @@
-"""Commands the microscope's state refuses are 409 on HTTP, not 502 (issue 14, part 5).
+"""Commands the microscope's state refuses are 409 on HTTP and Conflict on the bus, not 502.
 
 A bad-input probe of ``gridpilot up`` got 502 ("the instrument failed") for ``acquire`` before
 ``load_grid`` and for loading an empty autoloader slot: both are the client's doing, and the
@@ -7,13 +7,19 @@ client must change the state (load a grid, choose an occupied slot) before tryin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
-from gridpilot.contracts import ScopeState, StagePosition
-from gridpilot.errors import OperatorTookOver, ScopeError
-from scope_gateway.api import client_state_error
+from gridpilot.bus import Bus
+from gridpilot.contracts import ScopeCommand, ScopeReply, ScopeState, StagePosition, subjects
+from gridpilot.contracts.scope import LEASE_VERB, LeaseInfo, LeaseRequest
+from gridpilot.errors import Conflict, OperatorTookOver, ScopeError
+from scope_gateway.app import create_app
+from scope_gateway.client_state import client_state_error
+from scope_gateway.config import GatewaySettings
 
 
 async def test_acquire_and_atlas_before_load_grid_are_409_naming_load_grid(
@@ -52,3 +58,23 @@ def test_instrument_failures_stay_scope_errors() -> None:
     assert client_state_error("load_grid", stuck, empty) is None
     assert client_state_error("load_grid", ScopeError("autoloader slot 5 is empty or "
                                                       "unreadable"), empty) is not None
+
+
+async def test_over_the_bus_the_same_refusals_are_conflicts_not_instrument_failures(
+        make_settings: Callable[..., GatewaySettings], bus: Bus, helpers: Any) -> None:
+    async def send(verb: str, **params: Any) -> ScopeReply:
+        cmd = ScopeCommand(session_id="s1", verb=verb, params=params)
+        return await bus.request(subjects.scope_command("scope-a", verb), cmd, ScopeReply,
+                                 timeout_s=30.0, idempotency_key=cmd.command_id)
+
+    async with helpers.serving(create_app(make_settings())):
+        lease = await bus.request(subjects.scope_command("scope-a", LEASE_VERB),
+                                  LeaseRequest(session_id="s1", ttl_s=60), LeaseInfo)
+        assert lease.holder == "s1"
+        with pytest.raises(Conflict, match="load_grid") as refused:
+            await send("acquire", preset="search")
+        assert not refused.value.retriable and refused.value.http_status == 409
+        with pytest.raises(Conflict, match="slot 9"):
+            await send("load_grid", slot=9, grid_id="g9")
+        assert (await send("load_grid", slot=1, grid_id="g1")).state is not None
+        assert (await send("acquire", preset="search")).ok

@@ -11,8 +11,7 @@
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any, Final
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,20 +25,15 @@ from gridpilot.contracts import (
     ScopeState,
     new_id,
 )
-from gridpilot.errors import Conflict, OperatorTookOver, ScopeError, TransientError
+from gridpilot.errors import TransientError
 from gridpilot.service import DepsDep
 
+from .client_state import execute_for_client
 from .gateway import Gateway
 
-__all__ = ["CommandBody", "client_state_error", "router"]
+__all__ = ["CommandBody", "router"]
 
 router = APIRouter(prefix="/v1", tags=["microscope"])
-
-#: Verbs that image or measure the specimen, so need a grid on the stage.
-_NEEDS_GRID: Final[frozenset[str]] = frozenset({"atlas", "acquire", "autofocus", "eucentric_height"})
-#: How both drivers word a load from an empty slot ("slot 3 … is empty", "… empty or unreadable").
-_EMPTY_SLOT: Final = re.compile(r"\bslot\b.*\bempty\b", re.IGNORECASE)
-
 
 def get_gateway(deps: DepsDep) -> Gateway:
     gateway: Gateway | None = deps.extras.get("gateway")
@@ -86,42 +80,8 @@ async def run_command(verb: str, body: CommandBody, gateway: GatewayDep) -> Scop
     A command the microscope's state does not allow (``acquire`` before ``load_grid``, loading
     an empty autoloader slot) is 409, not 502: the client must change the state first.
     """
-    try:
-        return await gateway.execute(ScopeCommand(command_id=body.command_id,
-                                                  session_id=body.session_id, verb=verb,
-                                                  params=body.params))
-    except ScopeError as exc:
-        conflict = client_state_error(verb, exc, await gateway.state())
-        if conflict is None:
-            raise
-        raise conflict from exc
-
-
-def client_state_error(verb: str, exc: ScopeError, state: ScopeState) -> Conflict | None:
-    """The :class:`Conflict` that ``exc`` really is, when the client's state caused it.
-
-    A driver reports every refused step as a :class:`ScopeError` (502: the instrument failed);
-    two of them are the client's doing and retrying them unchanged cannot help: a verb that
-    images the grid while none is loaded, and a grid load from an empty slot.
-
-    >>> from gridpilot.contracts import StagePosition
-    >>> state = ScopeState(scope_id="k1", driver="twin", stage=StagePosition(x_um=0, y_um=0,
-    ...                    z_um=0, tilt_deg=0), image_shift_um=(0, 0), defocus_um=-2,
-    ...                    target_defocus_um=-2, magnification="search")
-    >>> client_state_error("acquire", ScopeError("no grid is loaded"), state).http_status
-    409
-    >>> client_state_error("move_stage", ScopeError("stage stuck"), state) is None
-    True
-    """
-    if isinstance(exc, OperatorTookOver):
-        return None
-    if verb in _NEEDS_GRID and state.slot is None:
-        return Conflict(f"{verb} needs a loaded grid and none is loaded; send load_grid "
-                        f"first ({exc.message})", verb=verb)
-    if verb == "load_grid" and _EMPTY_SLOT.search(exc.message):
-        return Conflict(f"the autoloader slot is empty; choose an occupied slot "
-                        f"({exc.message})", verb=verb)
-    return None
+    return await execute_for_client(gateway, ScopeCommand(
+        command_id=body.command_id, session_id=body.session_id, verb=verb, params=body.params))
 
 
 @router.get("/state")

@@ -20,6 +20,7 @@ from gridpilot.contracts import SCOPE_VERBS, LeaseRequest, Message, ScopeCommand
 from gridpilot.contracts.scope import LEASE_VERB
 from gridpilot.errors import UnsafeCommand
 
+from .client_state import execute_for_client
 from .gateway import Gateway
 
 __all__ = ["queue_group", "serve_gateway"]
@@ -55,7 +56,7 @@ def _handler(gateway: Gateway) -> SubjectHandler:
         if command.verb != verb:
             raise UnsafeCommand(f"a {command.verb!r} command was sent on the subject of "
                                 f"{verb!r}; nothing was done", verb=command.verb)
-        return await gateway.execute(command)
+        return await execute_for_client(gateway, command)
 
     return handle
 
