@@ -119,7 +119,8 @@ async def test_bad_requests_get_a_4xx_that_names_the_problem(service: tuple[Fast
         still = await c.post("/v1/detect", json=_job(twin_atlas).model_dump(mode="json"))
     assert absurd.status_code == 422 and "absurd" in absurd.json()["message"]
     assert empty.status_code == 422 and "empty" in empty.json()["message"]
-    assert big.status_code == 422 and "larger than 8 MB" in big.json()["message"]
+    assert big.status_code == 413 and "larger than 8 MB" in big.json()["message"]
+    assert big.json()["error"] == "payload_too_large"
     assert no_file.status_code == 422 and "'atlas'" in no_file.json()["message"]
     assert bad_json.status_code == 422 and "pixel_size_a" in bad_json.json()["message"]
     assert still.status_code == 200

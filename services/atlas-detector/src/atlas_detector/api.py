@@ -18,7 +18,7 @@ from starlette.datastructures import UploadFile
 
 from gridpilot.contracts import AtlasDetected, DetectAtlasJob, new_id
 from gridpilot.contracts.detect import SQUARE_CLASSES
-from gridpilot.errors import InvalidInput
+from gridpilot.errors import InvalidInput, PayloadTooLarge
 from gridpilot.service import DepsDep, ServiceDeps
 from gridpilot.service.uploads import read_upload
 from gridpilot.storage import keys
@@ -87,7 +87,8 @@ async def _upload_job(request: Request, deps: ServiceDeps) -> DetectAtlasJob:
     limit = (settings.max_upload_mb if isinstance(settings, AtlasSettings) else 512) << 20
     declared = int(request.headers.get("content-length") or 0)
     if declared > limit + _CHUNK:
-        raise InvalidInput(f"upload of {declared >> 20} MB is larger than {limit >> 20} MB", field="atlas")
+        raise PayloadTooLarge(f"upload of {declared >> 20} MB is larger than {limit >> 20} MB",
+                              field="atlas")
     async with request.form(max_files=1, max_fields=8) as form:
         file = form.get("atlas")
         if not isinstance(file, UploadFile):

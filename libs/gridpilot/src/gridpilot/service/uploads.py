@@ -12,7 +12,7 @@ from typing import Final
 
 from starlette.datastructures import UploadFile
 
-from gridpilot.errors import InvalidInput
+from gridpilot.errors import InvalidInput, PayloadTooLarge
 
 __all__ = ["read_upload"]
 
@@ -24,13 +24,15 @@ async def read_upload(file: UploadFile, limit_bytes: int, *, field: str) -> byte
     """The whole upload, refused as soon as it passes ``limit_bytes``, or when it is empty.
 
     Raises:
-        InvalidInput: the upload is larger than the limit, or empty (``field`` names the form field).
+        PayloadTooLarge: the upload is larger than the limit (413, as preprocess answers it).
+        InvalidInput: the upload is empty (``field`` names the form field).
     """
     data = bytearray()
     while chunk := await file.read(_CHUNK):
         data += chunk
         if len(data) > limit_bytes:
-            raise InvalidInput(f"upload larger than {limit_bytes >> 20} MB", field=field)
+            raise PayloadTooLarge(f"upload larger than {limit_bytes >> 20} MB; the limit is "
+                                  f"{limit_bytes:,} bytes", field=field)
     if not data:
         raise InvalidInput(f"the uploaded {field} is empty", field=field)
     return bytes(data)
