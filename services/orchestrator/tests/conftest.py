@@ -1,20 +1,20 @@
-"""Fixtures of the orchestrator tests: a real NATS, a twin scope-gateway, an orchestrator app.
+"""Fixtures of the orchestrator tests: a real NATS, the twin scope-gateway, the real detectors.
 
-Everything runs in this process but talks over the real bus. Until the atlas-detector and the
-hole-finder services land, the detection jobs are answered by :class:`TruthDetectors` — a
-**test-only** stand-in, run as real workers on the real bus, that reads the twin's truth stored
-beside each image for *where* squares and holes are and their class, and measures each hole's
-mean intensity from the pixels (so the intensity policy works on measured values, never on the
-true ice). It never ships: the product's finders submit jobs to the detector services.
+Every service runs in this process as its own app (lifespan and all) and talks over the real
+bus: the scope-gateway on the twin, the atlas-detector and the hole-finder with their shipped
+ONNX models, and preprocess. Nothing answers a job from the twin's truth: squares and holes
+are what the detectors find. The twin's images are sized so that the detectors see what they
+were trained on (atlas tiles 256 px ≈ 3.5 µm/px, Search 768 px ≈ 170 nm/px, where a 1.2 µm
+hole is 3.5 px in radius) while staying small enough for tests; movies are 128 px, the
+smallest preprocess accepts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,29 +23,25 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from atlas_detector.app import create_app as create_atlas_detector
+from atlas_detector.config import AtlasSettings
 from gridpilot.bus import Bus, BusSettings
 from gridpilot.storage import ObjectStore, StorageSettings, keys, open_store
+from hole_finder.app import create_app as create_hole_finder
+from hole_finder.config import HoleFinderSettings
 from orchestrator.app import create_app
 from orchestrator.config import OrchestratorSettings
+from preprocess.app import create_app as create_preprocess
+from preprocess.config import PreprocessSettings
 from scope_gateway.app import create_app as create_gateway
 from scope_gateway.config import GatewaySettings
 
 _STREAM_BYTES = 64 * 1024 * 1024
-_ROOT = Path(__file__).resolve().parents[3]
-
-
-def _load_standin() -> Any:
-    """The test-only detector stand-in, shared with bench/session.py (never shipped)."""
-    spec = importlib.util.spec_from_file_location("standin_detectors",
-                                                  _ROOT / "bench" / "_standin_detectors.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-TruthDetectors = _load_standin().TruthDetectors
 SCOPE_ID = "twin-1"
+#: Twin image sizes the detectors work on (see the module docstring), and the smallest movie
+#: preprocess takes.
+TWIN_SIZES: dict[str, int] = {"atlas_tile_px": 256, "search_px": 768, "view_px": 64,
+                              "record_px": 128}
 
 
 @pytest.fixture
@@ -71,7 +67,6 @@ async def serving(app: FastAPI, base_url: str = "http://orchestrator") -> AsyncI
 class Stack:
     bus: Bus
     store: ObjectStore
-    detectors: TruthDetectors
     make_orchestrator: Callable[..., FastAPI]
     gateway_settings: GatewaySettings
 
@@ -85,11 +80,14 @@ def gateway_overrides() -> dict[str, Any]:
 @pytest.fixture
 async def stack(bus_settings: BusSettings, storage_settings: StorageSettings,
                 tmp_path: Path, gateway_overrides: dict[str, Any]) -> AsyncIterator[Stack]:
-    """NATS + a twin gateway + stand-in detectors; ``make_orchestrator()`` builds the app."""
+    """NATS + the twin gateway + the detectors + preprocess; ``make_orchestrator()`` builds the app."""
     gw = GatewaySettings(**{"scope_id": SCOPE_ID, "bus": bus_settings, "storage": storage_settings,
-                            "atlas_tile_px": 64, "search_px": 256, "view_px": 64,
-                            "record_px": 64, "json_logs": False, "seed": 3,
-                            **gateway_overrides})
+                            **TWIN_SIZES, "json_logs": False, "seed": 3, **gateway_overrides})
+    common: dict[str, Any] = {"bus": bus_settings, "storage": storage_settings, "json_logs": False}
+    services = [create_gateway(gw),
+                create_atlas_detector(AtlasSettings(**common, model_threads=1)),
+                create_hole_finder(HoleFinderSettings(**common, threads=1, device="cpu")),
+                create_preprocess(PreprocessSettings(**common))]
     db_url = f"sqlite:///{tmp_path / 'orchestrator.db'}"
 
     def make_orchestrator(**overrides: Any) -> FastAPI:
@@ -98,16 +96,14 @@ async def stack(bus_settings: BusSettings, storage_settings: StorageSettings,
         values.update(overrides)
         return create_app(OrchestratorSettings(**values))
 
-    gateway = create_gateway(gw)
-    async with gateway.router.lifespan_context(gateway):
+    async with AsyncExitStack() as running:
+        for app in services:
+            await running.enter_async_context(app.router.lifespan_context(app))
         bus = await Bus.connect(bus_settings, name="test")
         store = open_store(storage_settings)
-        detectors = TruthDetectors(bus, store)
-        await detectors.start()
         try:
-            yield Stack(bus, store, detectors, make_orchestrator, gw)
+            yield Stack(bus, store, make_orchestrator, gw)
         finally:
-            await detectors.stop()
             await bus.close()
             await store.close()
 
@@ -139,6 +135,17 @@ async def wait_state(client: httpx.AsyncClient, session_id: str, states: tuple[s
         await asyncio.sleep(0.05)
 
 
+async def stored_events(bus: Bus, subject_filter: str) -> list[Any]:
+    """Every event stored on ``subject_filter`` so far, in order (this test's own NATS server)."""
+    found = []
+    async with await bus.events(subject_filter, deliver_all=True) as events:
+        while True:
+            try:
+                found.append(await events.next(1.0))
+            except TimeoutError:
+                return found
+
+
 @pytest.fixture
 def helpers() -> Any:
     class Helpers:
@@ -146,5 +153,6 @@ def helpers() -> Any:
         session_body = staticmethod(session_body)
         wait_state = staticmethod(wait_state)
         record_images = staticmethod(record_images)
+        stored_events = staticmethod(stored_events)
 
     return Helpers

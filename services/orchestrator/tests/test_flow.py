@@ -1,4 +1,4 @@
-"""The session flow over the real bus: a twin gateway, stand-in detectors, the orchestrator app."""
+"""The session flow over the real bus: the twin gateway, the real detectors, preprocess, the orchestrator."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gridpilot.contracts import subjects
+from gridpilot.contracts import AtlasDetected, subjects
 
 SID = "sess1"
 
@@ -122,7 +122,8 @@ async def test_collection_mode_acquires_every_good_hole_through_bis_groups(
         (square,) = (await client.get(f"/v1/grids/{grid['id']}/squares",
                                       params={"selected": True})).json()
         holes = (await client.get(f"/v1/squares/{square['id']}/holes")).json()
-        good = {h["id"] for h in holes if h["label"] == "hole" and (h["intensity_bin"] or 0) >= 1}
+        good = {h["id"] for h in holes if h["label"] == "hole" and (h["intensity_bin"] or 0) >= 1
+                and h["status"] != "out_of_reach"}
         exposures = (await client.get(f"/v1/sessions/{SID}/exposures")).json()
         assert {x["hole_id"] for x in exposures} == good and len(exposures) == len(good)
         centres = {h["bis_group"] for h in holes if h["selected"]}
@@ -131,4 +132,8 @@ async def test_collection_mode_acquires_every_good_hole_through_bis_groups(
         assert any(abs(x["image_shift_x_um"]) + abs(x["image_shift_y_um"]) > 1.0 for x in exposures)
         star = (await client.get(f"/v1/sessions/{SID}/export.star")).text
     assert "data_optics" in star and "data_movies" in star
-    assert len(stack.detectors.jobs) == 2  # the atlas and the one square, each detected once
+    # The atlas and the one square, each detected once, by the detector services.
+    results = await helpers.stored_events(stack.bus, "evt.result.detect.>")
+    assert sorted(e.subject for e in results) == ["evt.result.detect.atlas",
+                                                  "evt.result.detect.holes"]
+    assert {e.parse(AtlasDetected).service for e in results[:1]} == {"atlas-detector"}

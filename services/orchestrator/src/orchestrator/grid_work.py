@@ -10,6 +10,7 @@ through the API applies from the next one on.
 from __future__ import annotations
 
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from gridpilot.errors import InvalidInput
 
 from .db import session_scope
 from .models import Grid, Hole, Square
-from .params import SessionParams
+from .params import STAGE_RADIUS_UM, SessionParams
 from .plugins import Finder, resolve_plugin
 from .policies import HoleCandidate, SquareCandidate, group_holes_for_bis
 from .policies.types import stratified_pick
@@ -206,12 +207,17 @@ class GridWork:
             with session_scope(self.flow.engine) as db:
                 if db.scalar(select(Hole).where(Hole.square_id == square_id)) is None:
                     for m, h in enumerate(found.holes, start=1):
+                        # A square near the rim has holes the stage may not reach: never targets.
+                        reachable = math.hypot(h.stage_x_um, h.stage_y_um) <= STAGE_RADIUS_UM
                         db.add(Hole(id=f"{square_id}_h{m}", session_id=self.session_id,
                                     grid_id=self.grid_id, square_id=square_id, number=m,
                                     x_px=h.x_px, y_px=h.y_px, radius_px=h.radius_px,
                                     score=h.score, label=h.label,
                                     mean_intensity=h.mean_intensity, stage_x_um=h.stage_x_um,
-                                    stage_y_um=h.stage_y_um))
+                                    stage_y_um=h.stage_y_um,
+                                    status="detected" if reachable else "out_of_reach",
+                                    message="" if reachable else
+                                    f"beyond the {STAGE_RADIUS_UM:g} µm stage limit"))
             self.flow.say(f"square {square_id}: {len(found.holes)} holes found")
         return await self._select_holes(square_id)
 
