@@ -15,6 +15,7 @@ _MODULES = [
     "orchestrator.policies.holes",
     "orchestrator.policies.bis",
     "orchestrator.policies.acquisition",
+    "orchestrator.report_page",
 ]
 
 

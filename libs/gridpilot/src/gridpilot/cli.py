@@ -1,8 +1,9 @@
 """gridpilot: automated cryo-EM screening on a NATS bus.
 
-Sub-commands come from the library (up, status, serve, docs, demo) and from installed services,
+Sub-commands come from the library (up, status, serve, docs, detect) and from installed services,
 which register theirs through the ``gridpilot.commands`` entry-point group (a module with
-``add_args(parser)`` and ``main(args)``); the library never imports a service.
+``add_args(parser)`` and ``main(args)``); the library never imports a service. ``demo`` is
+the orchestrator's.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ _BUILTIN: dict[str, str] = {
     "status": "gridpilot.stack:status_cli",
     "serve": "gridpilot.stack:serve_cli",
     "docs": "gridpilot.asyncapi",
-    "demo": "gridpilot.demo",
     "detect": "gridpilot.detect_cli",
 }
 

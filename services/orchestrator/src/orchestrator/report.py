@@ -9,6 +9,7 @@ and why. Nothing here reads the twin's truth: the figures are what the session m
 
     report, data = await build_grid_report(engine, store, "s1_g1")
     html = render_report(report)
+    page, everything = await build_session_report(engine, store, "s1")  # every grid, one page
 """
 
 from __future__ import annotations
@@ -20,14 +21,22 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Engine, select
 
-from gridpilot.demo.report import ExposureRow, Figure, Overlay, Report, render_report, to_png
 from gridpilot.errors import NotFound
 from gridpilot.storage import ObjectStore, keys
 
 from .db import session_scope
 from .models import Atlas, Exposure, Grid, Hole, Session, Square
+from .report_page import (
+    ExposureRow,
+    Figure,
+    Overlay,
+    Report,
+    render_report,
+    render_session_report,
+    to_png,
+)
 
-__all__ = ["build_grid_report", "preview_png", "write_grid_report"]
+__all__ = ["build_grid_report", "build_session_report", "preview_png", "write_grid_report"]
 
 _CLASS_COLOURS: Final[dict[str, str]] = {
     "good": "#2ecc71", "small": "#e67e22", "dry": "#f1c40f", "contaminated": "#9b59b6",
@@ -196,3 +205,33 @@ async def write_grid_report(engine: Engine, store: ObjectStore, grid_id: str) ->
     await store.put_bytes(json_key, json.dumps(data, indent=2).encode(),
                           content_type="application/json")
     return html_key, json_key
+
+
+async def build_session_report(engine: Engine, store: ObjectStore,
+                               session_id: str) -> tuple[str, dict[str, Any]]:
+    """The session's report page (every grid in autoloader order) and its JSON form."""
+    with session_scope(engine) as db:
+        session = db.get(Session, session_id)
+        if session is None:
+            raise NotFound(f"no session {session_id!r}")
+        grid_ids = list(db.scalars(select(Grid.id).where(Grid.session_id == session_id)
+                                   .order_by(Grid.position)).all())
+        head = {"session_id": session.id, "name": session.name, "group": session.group,
+                "owner": session.owner, "microscope_id": session.microscope_id,
+                "state": session.state, "message": session.message}
+    reports, grids = [], []
+    for grid_id in grid_ids:
+        report, data = await build_grid_report(engine, store, grid_id)
+        reports.append(report)
+        grids.append(data)
+    exposures = [x for g in grids for x in g["exposures"]]
+    summary = {
+        "state": f"{head['state']}: {head['message']}",
+        "owner / group": f"{head['owner']} / {head['group']}",
+        "grids": ", ".join(f"{g['name']} {g['status']}" for g in grids) or "none",
+        "exposures": f"{len(exposures)} ({sum(x['status'] == 'processed' for x in exposures)} "
+                     "preprocessed)",
+    }
+    page = render_session_report(session_id, reports, summary=summary,
+                                 title=f"gridpilot — {head['name']}")
+    return page, {**head, "grids": grids}

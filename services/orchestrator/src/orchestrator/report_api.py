@@ -1,4 +1,5 @@
-"""Routes of the per-grid report: ``/v1/grids/{grid_id}/report.html`` and ``report.json``."""
+"""Routes of the reports: per grid ``/v1/grids/{grid_id}/report.{html,json}``, and per session
+``/v1/sessions/{session_id}/report.{html,json}`` (every grid of the session on one page)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from gridpilot.demo.report import render_report
 from gridpilot.service import DepsDep
 
-from .report import build_grid_report
+from .report import build_grid_report, build_session_report
+from .report_page import render_report
 
 __all__ = ["router"]
 
@@ -31,3 +32,19 @@ async def grid_report_html(grid_id: str, deps: DepsDep) -> HTMLResponse:
     orch = deps.extras["orchestrator"]
     report, _ = await build_grid_report(orch.engine, orch.store, grid_id)
     return HTMLResponse(render_report(report))
+
+
+@router.get("/sessions/{session_id}/report.json")
+async def session_report_json(session_id: str, deps: DepsDep) -> dict[str, Any]:
+    """The session's report as JSON: the session, then every grid's report in autoloader order."""
+    orch = deps.extras["orchestrator"]
+    _, data = await build_session_report(orch.engine, orch.store, session_id)
+    return data
+
+
+@router.get("/sessions/{session_id}/report.html", response_class=HTMLResponse)
+async def session_report_html(session_id: str, deps: DepsDep) -> HTMLResponse:
+    """The session's report page: every grid's atlas, squares, holes and exposures."""
+    orch = deps.extras["orchestrator"]
+    page, _ = await build_session_report(orch.engine, orch.store, session_id)
+    return HTMLResponse(page)

@@ -1,10 +1,16 @@
-"""The demo's report: one self-contained HTML page over images that were really acquired.
+"""Report pages: self-contained HTML over images that were really acquired.
 
 Images are converted from the stored MRC files to PNG (contrast-stretched, downsampled); the
-targets chosen on each image are drawn as SVG overlays on top, never into the pixels.
+targets chosen on each image are drawn as SVG overlays on top, never into the pixels. One
+grid is one :class:`Report` (:func:`render_report`); a session's page puts its grids one
+after the other (:func:`render_session_report`).
 
 >>> html = render_report(Report(title="t", session_id="s", scope_id="x", grid_id="g"))
 >>> "<h1>t</h1>" in html
+True
+>>> page = render_session_report("s", [Report(title="g1", session_id="s", scope_id="x",
+...                                           grid_id="g1")], summary={"grids": "1"})
+>>> '<section class="grid" id="g1">' in page
 True
 """
 
@@ -20,7 +26,8 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-__all__ = ["ExposureRow", "Figure", "Overlay", "Report", "render_report", "to_png"]
+__all__ = ["ExposureRow", "Figure", "Overlay", "Report", "render_report",
+           "render_session_report", "to_png"]
 
 _MAX_PNG_SIDE: Final[int] = 1024
 _CLIP_LOW_PCT: Final[float] = 0.5
@@ -124,9 +131,10 @@ figure{margin:0} svg{width:100%;height:auto;background:#000}
 """
 
 
-def render_report(report: Report) -> str:
-    """The report as one HTML page with its images inline."""
+def _grid_body(report: Report, heading: str) -> str:
+    """A grid's tables, maps, exposures and notes under an ``<h1>``/``<h2>`` heading."""
     e = html_lib.escape
+    sub = "h3" if heading == "h2" else "h2"
     summary = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in report.summary.items())
     maps = "".join(_figure(f) for f in report.maps)
     rows = []
@@ -136,15 +144,36 @@ def render_report(report: Report) -> str:
                 f'src="{_img(x.diagnostic_png)}">' if x.diagnostic_png else "<p>no diagnostic</p>")
         rows.append(f'<section class="exp" id="{e(x.exposure_id)}">{_figure(x.image)}'
                     f'<div>{diag}</div><table>{figs}</table></section>')
-    notes = "".join(f"<li>{e(n)}</li>" for n in report.notes)
+    notes = "".join(f"<li>{e(n)}</li>" for n in report.notes) or "<li>nothing skipped</li>"
     return (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        f"<title>{e(report.title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{e(report.title)}</h1><table>"
+        f"<{heading}>{e(report.title)}</{heading}><table>"
         f"<tr><th>session</th><td>{e(report.session_id)}</td></tr>"
         f"<tr><th>microscope</th><td>{e(report.scope_id)}</td></tr>"
         f"<tr><th>grid</th><td>{e(report.grid_id)}</td></tr>{summary}</table>"
-        f'<h2>Maps</h2><div class="maps">{maps}</div>'
-        f"<h2>Exposures</h2>{''.join(rows)}"
-        f"<h2>Notes</h2><ul>{notes}</ul></body></html>"
+        f'<{sub}>Maps</{sub}><div class="maps">{maps}</div>'
+        f"<{sub}>Exposures</{sub}>{''.join(rows)}"
+        f"<{sub}>Notes</{sub}><ul>{notes}</ul>"
     )
+
+
+def _page(title: str, body: str) -> str:
+    return ("<!doctype html><html lang=en><head><meta charset=utf-8>"
+            f"<title>{html_lib.escape(title)}</title><style>{_CSS}</style></head><body>"
+            f"{body}</body></html>")
+
+
+def render_report(report: Report) -> str:
+    """One grid's report as one HTML page with its images inline."""
+    return _page(report.title, _grid_body(report, "h1"))
+
+
+def render_session_report(session_id: str, grids: list[Report], *,
+                          summary: dict[str, str] | None = None, title: str | None = None) -> str:
+    """A session's report: its summary, then every grid's report in autoloader order."""
+    e = html_lib.escape
+    title = title or f"gridpilot session {session_id}"
+    rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in (summary or {}).items())
+    index = "".join(f'<li><a href="#{e(r.grid_id)}">{e(r.title)}</a></li>' for r in grids)
+    sections = "".join(f'<section class="grid" id="{e(r.grid_id)}">{_grid_body(r, "h2")}</section>'
+                       for r in grids)
+    return _page(title, f"<h1>{e(title)}</h1><table>{rows}</table><ul>{index}</ul>{sections}")

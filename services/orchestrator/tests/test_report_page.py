@@ -1,4 +1,4 @@
-"""The demo report page renders its images and overlays in a real browser."""
+"""The report page renders its images and overlays in a real browser."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gridpilot.demo.report import ExposureRow, Figure, Overlay, Report, render_report, to_png
+from orchestrator.report_page import ExposureRow, Figure, Overlay, Report, render_report, to_png
 
 
 def _figure(seed: int) -> Figure:
