@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 import pytest
@@ -137,3 +139,27 @@ async def test_collection_mode_acquires_every_good_hole_through_bis_groups(
     assert sorted(e.subject for e in results) == ["evt.result.detect.atlas",
                                                   "evt.result.detect.holes"]
     assert {e.parse(AtlasDetected).service for e in results[:1]} == {"atlas-detector"}
+
+
+@pytest.mark.parametrize("gateway_overrides", [{"speedup": 20.0}])
+async def test_a_session_longer_than_its_lease_renews_it_and_completes(
+        stack: Any, helpers: Any) -> None:
+    """Regression: the library demo took its 60 s lease once and failed when a run outlived it."""
+    body = helpers.session_body(SID, squares_num=1, holes_per_square=2)
+    async with helpers.serving(stack.make_orchestrator(lease_ttl_s=2.0)) as client:
+        async with await stack.bus.events(subjects.EVT_LEASE_CHANGED) as changes:
+            started = time.monotonic()
+            assert (await client.post("/v1/sessions", json={**body, "start": True})).status_code == 201
+            done = await helpers.wait_state(client, SID, ("completed", "failed", "aborted"))
+            assert done["state"] == "completed", done["message"]
+            grid = (await client.get(f"/v1/sessions/{SID}/grids")).json()[0]
+            assert grid["status"] == "completed", grid["message"]
+            assert time.monotonic() - started > 3 * 2.0  # it did outlive the lease
+            assert len((await client.get(f"/v1/sessions/{SID}/exposures")).json()) == 2
+            holders = []
+            while True:
+                try:
+                    holders.append(json.loads((await changes.next(1.0)).data)["holder"])
+                except TimeoutError:
+                    break
+    assert holders == [SID, None]  # taken once, never lapsed, released at the end

@@ -38,7 +38,7 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
         migrate(engine)
         reader = ResultReader(deps.bus, engine)
         await reader.start()
-        runner = SessionRunner(engine, deps.bus, deps.store)
+        runner = SessionRunner(engine, deps.bus, deps.store, lease_ttl_s=settings.lease_ttl_s)
         deps.extras["orchestrator"] = Orchestrator(engine, runner, deps.store)
         if settings.resume_on_start:
             resumed = runner.resume_all()

@@ -33,6 +33,8 @@ class OrchestratorSettings(ServiceSettings):
     database_url: str = Field(default_factory=_default_db)
     #: Resume the sessions that were running when the orchestrator stopped.
     resume_on_start: bool = True
+    #: The microscope lease a running session holds, renewed every quarter of it, seconds.
+    lease_ttl_s: float = Field(120.0, ge=2.0, le=3600.0)
 
     @model_validator(mode="after")
     def _check(self) -> OrchestratorSettings:

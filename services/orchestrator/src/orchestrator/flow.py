@@ -38,7 +38,7 @@ from gridpilot.contracts import (
     subjects,
 )
 from gridpilot.contracts.scope import LEASE_VERB, AtlasResult
-from gridpilot.errors import GridpilotError
+from gridpilot.errors import Conflict, GridpilotError, LeaseHeld
 from gridpilot.storage import ObjectStore
 
 from .control import AbortRequested, Control, FlowInterrupt, Skip, StopRequested
@@ -49,14 +49,14 @@ from .models import Atlas, Grid, Session
 from .params import SessionParams, merged_params
 from .protocols import Protocol, parse_protocol
 
-__all__ = ["FlowStats", "SessionFlow", "TruthSource"]
+__all__ = ["LEASE_TTL_S", "FlowStats", "SessionFlow", "TruthSource"]
 
 TruthSource = Callable[[str, list[tuple[str, float, float]]], Awaitable[dict[str, float]]]
 
 logger = logging.getLogger(__name__)
 
-_LEASE_TTL_S: Final[float] = 120.0
-_LEASE_RENEW_S: Final[float] = 30.0
+#: The microscope lease a session takes and renews every quarter of it, seconds.
+LEASE_TTL_S: Final[float] = 120.0
 
 
 @dataclass
@@ -87,9 +87,11 @@ class SessionFlow:
 
     def __init__(self, engine: Engine, bus: Bus, session_id: str, *,
                  store: ObjectStore | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None,
+                 lease_ttl_s: float = LEASE_TTL_S) -> None:
         self.engine, self.bus, self.session_id = engine, bus, session_id
         self.store = store
+        self.lease_ttl_s = lease_ttl_s
         #: Set by a bench only: (square image key, [(hole id, x µm, y µm)]) → true ice, nm,
         #: the input of the ``oracle`` selector. The product never reads the twin's truth.
         self.truth_source: TruthSource | None = None
@@ -283,14 +285,25 @@ class SessionFlow:
     # ---- the lease --------------------------------------------------------------------------
     async def _lease(self, action: str) -> LeaseInfo:
         req = LeaseRequest(session_id=self.session_id, action=action,
-                           ttl_s=_LEASE_TTL_S if action != "release" else None)
+                           ttl_s=self.lease_ttl_s if action != "release" else None)
         return await self.bus.request(subjects.scope_command(self.scope_id, LEASE_VERB), req,
                                       LeaseInfo, timeout_s=30.0)
 
     async def _renew_lease(self) -> None:
+        """Renew the lease every quarter of its time to live, for as long as the session runs.
+
+        A lease that lapsed anyway (the bus was down longer than its time to live) is taken
+        again; one another session took meanwhile makes the next command fail, as it should.
+        """
         while True:
-            await asyncio.sleep(_LEASE_RENEW_S)
+            await asyncio.sleep(self.lease_ttl_s / 4)
             try:
                 await self._lease("renew")
+            except LeaseHeld as exc:
+                logger.warning("lease renewal refused: %s", exc)
+            except Conflict:
+                logger.warning("the lease of %s lapsed; taking it again", self.scope_id)
+                with contextlib.suppress(GridpilotError):
+                    await self._lease("take")
             except GridpilotError as exc:
                 logger.warning("lease renewal failed: %s", exc)

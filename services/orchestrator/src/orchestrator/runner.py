@@ -18,7 +18,7 @@ from gridpilot.bus import Bus
 from gridpilot.storage import ObjectStore
 
 from .db import session_scope
-from .flow import SessionFlow, TruthSource
+from .flow import LEASE_TTL_S, SessionFlow, TruthSource
 from .models import Session
 
 __all__ = ["SessionRunner"]
@@ -28,8 +28,10 @@ logger = logging.getLogger(__name__)
 
 class SessionRunner:
     def __init__(self, engine: Engine, bus: Bus, store: ObjectStore | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None, *,
+                 lease_ttl_s: float = LEASE_TTL_S) -> None:
         self.engine, self.bus, self.store, self.progress = engine, bus, store, progress
+        self.lease_ttl_s = lease_ttl_s
         self.tasks: dict[str, asyncio.Task[str]] = {}
         #: Handed to every flow started from now on (benches' ``oracle`` only).
         self.truth_source: TruthSource | None = None
@@ -41,7 +43,7 @@ class SessionRunner:
         if task is not None and not task.done():
             return False
         flow = SessionFlow(self.engine, self.bus, session_id, store=self.store,
-                           progress=self.progress)
+                           progress=self.progress, lease_ttl_s=self.lease_ttl_s)
         flow.truth_source = self.truth_source
         self.flows[session_id] = flow
         self.tasks[session_id] = asyncio.create_task(flow.run(), name=f"session-{session_id}")
