@@ -114,6 +114,8 @@ class HoleOut(_Out):
     x_px: float
     y_px: float
     radius_px: float
+    #: The hole-finder's centre score; 0 for a hole its lattice fit added.
+    score: float
     label: str
     mean_intensity: float
     intensity_bin: int | None
