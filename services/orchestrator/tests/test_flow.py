@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -163,3 +164,15 @@ async def test_a_session_longer_than_its_lease_renews_it_and_completes(
                 except TimeoutError:
                     break
     assert holders == [SID, None]  # taken once, never lapsed, released at the end
+
+
+async def test_the_readme_example_session_is_accepted_with_its_parameters(
+        stack: Any, helpers: Any) -> None:
+    body = json.loads((Path(__file__).parents[1] / "examples" / "screening.json").read_text())
+    async with helpers.serving(stack.make_orchestrator()) as client:
+        r = await client.post("/v1/sessions", json={**body, "start": False})
+        assert r.status_code == 201, r.text
+        session = r.json()
+        assert session["params"]["squares_num"] == 3 and session["state"] == "created"
+        grids = (await client.get(f"/v1/sessions/{body['id']}/grids")).json()
+        assert [g["film_material"] for g in grids] == ["carbon", "gold"]
