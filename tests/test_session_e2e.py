@@ -239,7 +239,9 @@ async def test_a_hole_job_held_by_a_killed_replica_is_finished_by_another(
             await asyncio.sleep(7.0)
             assert (await client.post("/v1/sessions", json=_body(
                 sid, squares_num=1, holes_per_square=2))).status_code == 201
+            deadline = time.monotonic() + 120.0
             while (await bus.js.consumer_info(subjects.JOBS_STREAM, _HOLE_JOBS)).num_ack_pending < 1:
+                assert time.monotonic() < deadline, "no replica took the hole job"
                 await asyncio.sleep(0.002)
             os.kill(doomed.pid, signal.SIGSTOP)  # it holds the job: stop it before it answers
             _kill(doomed.pid)
