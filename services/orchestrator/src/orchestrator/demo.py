@@ -80,7 +80,7 @@ def session_request(session_id: str, *, squares: int, holes: int,
                     frames: int) -> dict[str, Any]:
     """The ``POST /v1/sessions`` body of the demo: two grids, SPA, screening."""
     return {
-        "id": session_id, "name": "gridpilot demo", "group": "demo", "owner": "demo",
+        "id": session_id, "name": "two-grid screening on the twin", "group": "demo", "owner": "demo",
         "microscope_id": _SCOPE_ID, "protocol": "SPA", "start": True,
         "params": {"atlas_x": 3, "atlas_y": 3, "squares_num": squares,
                    "holes_per_square": holes, "frames": frames,

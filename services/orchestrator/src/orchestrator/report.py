@@ -41,6 +41,10 @@ __all__ = ["build_grid_report", "build_session_report", "preview_png", "write_gr
 _CLASS_COLOURS: Final[dict[str, str]] = {
     "good": "#2ecc71", "small": "#e67e22", "dry": "#f1c40f", "contaminated": "#9b59b6",
     "cracked": "#e74c3c", "partial": "#3498db", "broken": "#95a5a6"}
+#: Largest PNG side of a map (atlas, square) and of an exposure thumbnail: a session's page
+#: carries every exposure inline, and a noisy 1024² PNG is about a megabyte.
+_MAP_SIDE_PX: Final[int] = 1024
+_EXPOSURE_SIDE_PX: Final[int] = 512
 _BIN_COLOURS: Final[tuple[str, ...]] = ("#e74c3c", "#f39c12", "#f1c40f", "#2ecc71", "#1abc9c",
                                         "#3498db")
 
@@ -51,7 +55,7 @@ def preview_png(image: npt.NDArray[Any]) -> bytes:
 
 
 async def _figure(store: ObjectStore, key: str, title: str, caption: str,
-                  overlays: list[Overlay]) -> Figure | None:
+                  overlays: list[Overlay], *, max_side: int = _MAP_SIDE_PX) -> Figure | None:
     try:
         array, _ = await store.get_array(key)
     except NotFound:
@@ -60,7 +64,7 @@ async def _figure(store: ObjectStore, key: str, title: str, caption: str,
     if img.ndim == 3:
         img = img.sum(axis=0)
     h, w = img.shape
-    return Figure(title, to_png(img), w, h, caption, overlays)
+    return Figure(title, to_png(img, max_side=max_side), w, h, caption, overlays)
 
 
 def _square_overlays(squares: list[Square]) -> list[Overlay]:
@@ -161,7 +165,8 @@ async def build_grid_report(engine: Engine, store: ObjectStore,
         if x.movie_key is None:
             continue
         fig = await _figure(store, x.aligned_key or x.movie_key, f"Exposure {x.id}",
-                            "aligned, dose-weighted sum" if x.aligned_key else "frame sum", [])
+                            "aligned, dose-weighted sum" if x.aligned_key else "frame sum", [],
+                            max_side=_EXPOSURE_SIDE_PX)
         if fig is None:
             continue
         diagnostic = None
