@@ -32,6 +32,7 @@ from gridpilot.contracts.detect import HoleDetection, HoleFinderParams, IceRefer
 from gridpilot.detection import Letterbox, find_peaks, letterbox, nms_circles, robust_normalize
 from gridpilot.errors import InvalidInput
 
+from .bars import bar_level, cut_by_bars
 from .ice import HoleIntensities, estimate_ice, hole_intensities
 from .lattice import INLIER_TOLERANCE, empty_sites, fit_lattice
 from .model import HoleModel, RawPrediction
@@ -169,9 +170,17 @@ def find_holes(image: npt.NDArray[np.generic], *, pixel_size_a: float, model: Ho
     added = np.zeros(len(x), bool)
     lattice = LatticeFit(mode="detections", reason="lattice fit switched off (params.use_lattice)")
     stats = hole_intensities(img, x, y, r)
+    target = labels != "contaminant"
+    rings = stats.background[target & np.isfinite(stats.background)]
+    level = bar_level(img, film_level=float(np.median(rings)) if rings.size else math.nan)
+    on_bar = cut_by_bars(img, x, y, r, level) & target
+    if on_bar.any():
+        x, y, r, score, labels = x[~on_bar], y[~on_bar], r[~on_bar], score[~on_bar], labels[~on_bar]
+        added = added[~on_bar]
+        stats = HoleIntensities(stats.mean[~on_bar], stats.median[~on_bar], stats.background[~on_bar])
     if params.use_lattice:
         x, y, r, score, labels, added, stats, lattice = _apply_lattice(
-            img, pred, lb, x, y, r, score, labels, stats, px_um, params)
+            img, pred, lb, x, y, r, score, labels, stats, level, px_um, params)
     ice = estimate_ice(stats.mean, labels, mfp_nm=params.ice_mfp_nm)
     (a, b, tx), (d, e, ty) = image_to_stage or ((px_um, 0.0, 0.0), (0.0, -px_um, 0.0))
     holes = _detections(x, y, r, score, labels, stats.mean, stats.median, ice.thickness_nm,
@@ -215,7 +224,8 @@ def _detections(x: F64, y: F64, r: F64, score: F64, labels: npt.NDArray[np.str_]
 
 
 def _apply_lattice(img: npt.NDArray[np.float32], pred: RawPrediction, lb: Letterbox, x: F64, y: F64, r: F64,
-                   score: F64, labels: npt.NDArray[np.str_], stats: HoleIntensities, px_um: float,
+                   score: F64, labels: npt.NDArray[np.str_], stats: HoleIntensities, level: float | None,
+                   px_um: float,
                    params: HoleFinderParams) -> tuple[F64, F64, F64, F64, npt.NDArray[np.str_],
                                                       npt.NDArray[np.bool_], HoleIntensities, LatticeFit]:
     """Fit the lattice to hole/empty detections; drop strays, complete free sites; or fall back.
@@ -232,11 +242,14 @@ def _apply_lattice(img: npt.NDArray[np.float32], pred: RawPrediction, lb: Letter
     keep[np.flatnonzero(target)[~fit.inlier]] = False
     dropped = int((~keep).sum())
     r_hole = float(np.median(r[target][fit.inlier]))
-    sx, sy = empty_sites(fit, img.shape, margin_px=r_hole)
+    sx, sy = empty_sites(fit, img.shape, margin_px=r_hole, grow=True)
     if len(sx) and (~target).any():  # a contaminant sitting on a site occupies it
         d = np.hypot(sx[:, None] - x[~target][None], sy[:, None] - y[~target][None]).min(axis=1)
         free = d > INLIER_TOLERANCE * lat.pitch_px * 2
         sx, sy = sx[free], sy[free]
+    if len(sx):  # a site the bar cuts is no target, whatever the network or the contrast say
+        open_site = ~cut_by_bars(img, sx, sy, np.full(len(sx), r_hole), level)
+        sx, sy = sx[open_site], sy[open_site]
     add = np.zeros(len(sx), bool)
     cand = hole_intensities(img, sx, sy, np.full(len(sx), r_hole))
     add_label = np.full(len(sx), "hole", dtype="<U11")
@@ -251,10 +264,12 @@ def _apply_lattice(img: npt.NDArray[np.float32], pred: RawPrediction, lb: Letter
         if ref.size:
             lo, hi = np.percentile(ref, [2, 98])
             slack = _COMPLETE_CONTRAST_SLACK * max(hi - lo, 1e-6)
-            # Darker than the detected holes is allowed (thick ice); brighter than the brightest
-            # by more than the slack is not (broken film, vacuum around the square).
+            # Within the detected holes' contrast range, widened by the slack: brighter than the
+            # brightest is broken film or vacuum around the square; far darker is no hole.
             add = ((hole_heat >= _COMPLETE_HEAT_FRACTION * params.score_threshold)
                    & np.isfinite(c) & (c >= lo - slack) & (c <= hi + slack))
+            if level is not None:  # a site wholly on a bar reads as dark as the metal
+                add &= cand.mean > level
         add_label = np.where(heat[1] > heat[0], "empty", "hole")
     n_add = int(add.sum())
     x = np.concatenate([x[keep], sx[add]])
