@@ -1,6 +1,6 @@
 """Benchmark of the hole-finder on held-out twin squares and Views: accuracy, baseline, speed.
 
-usage: python bench/holes.py [--json OUT] [--per-cell N] [--quick] [--threads T] [--peer-path DIR]
+usage: python bench/holes.py [--json OUT] [--per-cell N] [--quick] [--threads T] [--peer-path DIR] [--model ONNX]
 
 Images come from the twin (``hole_finder.twin_data``) with seeds that training never used
 (training worlds are seeds 10 000–10 999; tuning here 2 100 000+, held-out 2 200 000+; the
@@ -54,7 +54,7 @@ from gridpilot.detection import letterbox, robust_normalize
 from gridpilot_sim import TimingModel
 from gridpilot_sim.world.spec import HOLE_PATTERNS
 from hole_finder.holes import find_holes, network_scale
-from hole_finder.model import HoleModel
+from hole_finder.model import DEFAULT_MODEL_PATH, HoleModel
 from hole_finder.overlay import overlay_png
 from hole_finder.twin_data import ALL_COMBOS, HELD_OUT_COMBO, TwinSample, square_sample, view_sample
 
@@ -269,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune-per-cell", type=int, default=1, help="tuning squares per combo × contrast")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (2: the issue's budget)")
     parser.add_argument("--peer-path", type=Path, default=None, help="folder holding scikit-image")
+    parser.add_argument("--model", type=Path, default=None, help="an .onnx to measure instead of the shipped one")
     parser.add_argument("--quick", action="store_true", help="tiny run for the tests (384² squares, 2 combos)")
     parser.add_argument("--render-only", action="store_true", help="render (and cache) the image sets, then stop")
     parser.add_argument("--cache", type=Path, default=None,
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     held = _cached(args.cache, "held_out", lambda: image_set(HELD_OUT_SEED, 1 if args.quick else args.per_cell, **kw))
     if args.render_only:
         return 0
-    model = HoleModel(threads=args.threads, device="cpu")
+    model = HoleModel(args.model or DEFAULT_MODEL_PATH, threads=args.threads, device="cpu")
     model.warm_up()
     ours_t, ours_f1 = tune(tuning, lambda t: run_ours(model, t), (0.3,) if args.quick else OUR_THRESHOLDS)
     ours_rows = evaluate(held, run_ours(model, ours_t))
