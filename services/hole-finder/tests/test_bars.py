@@ -51,3 +51,16 @@ def test_empty_sites_grow_adds_the_free_ring_around_the_detected_holes() -> None
     sx, sy = empty_sites(fit, (600, 600), margin_px=5.0, grow=True)
     assert len(sx) == 6 * 6 - 4 * 4
     assert np.isclose(sx.min(), 170.0) and np.isclose(sy.max(), 320.0)
+
+
+def test_sub_pixel_radii_give_nan_rings_and_no_cut_instead_of_an_index_error() -> None:
+    """Regression: a ring stencil of r ≈ 0.5 px holds no pixel, and the row statistics indexed
+    an empty axis (the bench's quick run crashed on a tiny contaminant)."""
+    from hole_finder.ice import hole_intensities
+
+    img = np.random.default_rng(0).poisson(50, (40, 40)).astype(np.float32)
+    x = y = np.array([10.0, 20.0])
+    r = np.array([0.3, 0.6])
+    stats = hole_intensities(img, x, y, r)
+    assert np.isfinite(stats.mean).all() and np.isnan(stats.background).all()
+    assert not cut_by_bars(img, x, y, r, 10.0).any()

@@ -102,6 +102,8 @@ def cut_by_bars(image: npt.NDArray[np.floating], x: F64, y: F64, radius: F64, le
     for r in np.unique(groups):
         k = np.flatnonzero(groups == r)
         offsets, sector = _sector_stencil(float(r))
+        if sector.size == 0:  # a sub-pixel radius: no ring to read
+            continue
         vals = _gather(img, cy[k], cx[k], offsets)
         starts = np.flatnonzero(np.r_[True, np.diff(sector) > 0])
         valid = ~np.isnan(vals)

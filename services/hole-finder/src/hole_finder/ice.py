@@ -115,9 +115,11 @@ def _row_stats(vals: npt.NDArray[np.float32], *, want_mean: bool) -> tuple[F64, 
 
     One row sort (NaN sorts last), so no NaN-aware median, which is ten times slower.
     """
+    mean = np.full(len(vals), np.nan)
+    if vals.shape[1] == 0:  # a ring stencil of a sub-pixel radius holds no pixel
+        return mean, mean.copy()
     vals.sort(axis=1)
     n = vals.shape[1] - np.isnan(vals).sum(axis=1)
-    mean = np.full(len(vals), np.nan)
     if want_mean:
         np.divide(np.nansum(vals, axis=1, dtype=np.float64), n, out=mean, where=n > 0)
     k = vals.shape[1]
