@@ -32,7 +32,8 @@ from gridpilot.contracts.detect import HoleDetection, HoleFinderParams, IceRefer
 from gridpilot.detection import Letterbox, find_peaks, letterbox, nms_circles, robust_normalize
 from gridpilot.errors import InvalidInput
 
-from .ice import estimate_ice, hole_intensities
+from .bars import bar_level, cut_by_bars
+from .ice import HoleIntensities, estimate_ice, hole_intensities
 from .lattice import INLIER_TOLERANCE, empty_sites, fit_lattice
 from .model import HoleModel, RawPrediction
 
@@ -156,7 +157,7 @@ def find_holes(image: npt.NDArray[np.generic], *, pixel_size_a: float, model: Ho
     px_um = pixel_size_a * 1e-4
     radius_px = (hole_diameter_um or NOMINAL_HOLE_DIAMETER_UM) / 2 / px_um
     scale = network_scale(radius_px, model.radius_range_px)
-    x_in, lb = letterbox(robust_normalize(img), scale=scale, stride=model.input_multiple)
+    x_in, lb = _network_input(img, scale, model.input_multiple)
     pred = model.predict(x_in)
     xi, yi, ri, score, cls = decode_prediction(pred, params.score_threshold)
     keep = (xi < lb.content_shape[1] - 0.5) & (yi < lb.content_shape[0] - 0.5)
@@ -168,67 +169,107 @@ def find_holes(image: npt.NDArray[np.generic], *, pixel_size_a: float, model: Ho
     labels = np.array(["hole", "empty", "contaminant"])[cls] if len(cls) else np.zeros(0, "<U11")
     added = np.zeros(len(x), bool)
     lattice = LatticeFit(mode="detections", reason="lattice fit switched off (params.use_lattice)")
-    if params.use_lattice:
-        x, y, r, score, labels, added, lattice = _apply_lattice(
-            img, pred, lb, x, y, r, score, labels, px_um, params)
     stats = hole_intensities(img, x, y, r)
-    ice = estimate_ice(stats.median, stats.background, labels, mfp_nm=params.ice_mfp_nm)
+    target = labels != "contaminant"
+    rings = stats.background[target & np.isfinite(stats.background)]
+    level = bar_level(img, film_level=float(np.median(rings)) if rings.size else math.nan)
+    on_bar = cut_by_bars(img, x, y, r, level) & target
+    if on_bar.any():
+        x, y, r, score, labels = x[~on_bar], y[~on_bar], r[~on_bar], score[~on_bar], labels[~on_bar]
+        added = added[~on_bar]
+        stats = HoleIntensities(stats.mean[~on_bar], stats.median[~on_bar], stats.background[~on_bar])
+    if params.use_lattice:
+        x, y, r, score, labels, added, stats, lattice = _apply_lattice(
+            img, pred, lb, x, y, r, score, labels, stats, level, px_um, params)
+    ice = estimate_ice(stats.mean, labels, mfp_nm=params.ice_mfp_nm)
     (a, b, tx), (d, e, ty) = image_to_stage or ((px_um, 0.0, 0.0), (0.0, -px_um, 0.0))
-    holes = [
-        HoleDetection(x_px=float(x[k]), y_px=float(y[k]), radius_px=float(r[k]), score=float(score[k]),
-                      label=str(labels[k]), mean_intensity=_finite(stats.mean[k]),
-                      median_intensity=_finite(stats.median[k]), ice_thickness_nm=_finite(ice.thickness_nm[k]),
-                      stage_x_um=float(a * x[k] + b * y[k] + tx), stage_y_um=float(d * x[k] + e * y[k] + ty),
-                      from_lattice=bool(added[k]))
-        for k in range(len(x))
-    ]
+    holes = _detections(x, y, r, score, labels, stats.mean, stats.median, ice.thickness_nm,
+                        a * x + b * y + tx, d * x + e * y + ty, added)
     return HoleSet(holes=holes, lattice=lattice, ice_reference=ice.reference,
                    vacuum_intensity=ice.vacuum_intensity, scale=float(scale),
                    elapsed_s=time.perf_counter() - start)
 
 
-def _finite(v: float) -> float:
-    return float(v) if math.isfinite(v) else 0.0
+def _network_input(img: npt.NDArray[np.float32], scale: float, multiple: int) -> tuple[npt.NDArray[np.float32],
+                                                                                           Letterbox]:
+    """The normalised, scaled and padded network input and its letterbox.
+
+    At scale 1 (square images) this skips :func:`~gridpilot.detection.letterbox`'s copy and pad
+    when the sides are already multiples of the network's stride: a 1280² square is then one
+    pass over the pixels, not four.
+    """
+    h, w = img.shape
+    if scale == 1.0:
+        norm = robust_normalize(img)
+        ph, pw = -h % multiple, -w % multiple
+        x_in = np.pad(norm, ((0, ph), (0, pw))) if ph or pw else norm
+        return x_in, Letterbox(scale=1.0, image_shape=(h, w), content_shape=(h, w),
+                               input_shape=(h + ph, w + pw))
+    return letterbox(robust_normalize(img), scale=scale, stride=multiple)
+
+
+def _detections(x: F64, y: F64, r: F64, score: F64, labels: npt.NDArray[np.str_], mean: F64, median: F64,
+                ice_nm: F64, stage_x: F64, stage_y: F64, added: npt.NDArray[np.bool_]) -> list[HoleDetection]:
+    """The result records, built without re-validation (hundreds per square; every value is a
+    finite float of this module's own making, NaN replaced by 0, and the label one of the three)."""
+    def finite(v: F64) -> list[float]:
+        return np.where(np.isfinite(v), v, 0.0).astype(float).tolist()  # type: ignore[no-any-return]
+
+    cols = zip(finite(x), finite(y), finite(r), finite(score), labels.tolist(), finite(mean), finite(median),
+               finite(ice_nm), finite(stage_x), finite(stage_y), added.tolist(), strict=True)
+    return [HoleDetection.model_construct(x_px=xk, y_px=yk, radius_px=rk, score=sk, label=lk, mean_intensity=mk,
+                                          median_intensity=dk, ice_thickness_nm=tk, stage_x_um=sxk, stage_y_um=syk,
+                                          from_lattice=ak)
+            for xk, yk, rk, sk, lk, mk, dk, tk, sxk, syk, ak in cols]
 
 
 def _apply_lattice(img: npt.NDArray[np.float32], pred: RawPrediction, lb: Letterbox, x: F64, y: F64, r: F64,
-                   score: F64, labels: npt.NDArray[np.str_], px_um: float,
+                   score: F64, labels: npt.NDArray[np.str_], stats: HoleIntensities, level: float | None,
+                   px_um: float,
                    params: HoleFinderParams) -> tuple[F64, F64, F64, F64, npt.NDArray[np.str_],
-                                                      npt.NDArray[np.bool_], LatticeFit]:
-    """Fit the lattice to hole/empty detections; drop strays, complete free sites; or fall back."""
+                                                      npt.NDArray[np.bool_], HoleIntensities, LatticeFit]:
+    """Fit the lattice to hole/empty detections; drop strays, complete free sites; or fall back.
+
+    ``stats`` are the detections' intensities; the result carries those of the holes kept and added.
+    """
     target = labels != "contaminant"
     fit = fit_lattice(x[target], y[target], min_holes=params.min_lattice_holes)
     none_added = np.zeros(len(x), bool)
     if fit.lattice is None:
-        return x, y, r, score, labels, none_added, LatticeFit(mode="detections", reason=fit.reason)
+        return x, y, r, score, labels, none_added, stats, LatticeFit(mode="detections", reason=fit.reason)
     lat = fit.lattice
     keep = np.ones(len(x), bool)
     keep[np.flatnonzero(target)[~fit.inlier]] = False
     dropped = int((~keep).sum())
     r_hole = float(np.median(r[target][fit.inlier]))
-    sx, sy = empty_sites(fit, img.shape, margin_px=r_hole)
+    sx, sy = empty_sites(fit, img.shape, margin_px=r_hole, grow=True)
     if len(sx) and (~target).any():  # a contaminant sitting on a site occupies it
         d = np.hypot(sx[:, None] - x[~target][None], sy[:, None] - y[~target][None]).min(axis=1)
         free = d > INLIER_TOLERANCE * lat.pitch_px * 2
         sx, sy = sx[free], sy[free]
+    if len(sx):  # a site the bar cuts is no target, whatever the network or the contrast say
+        open_site = ~cut_by_bars(img, sx, sy, np.full(len(sx), r_hole), level)
+        sx, sy = sx[open_site], sy[open_site]
     add = np.zeros(len(sx), bool)
+    cand = hole_intensities(img, sx, sy, np.full(len(sx), r_hole))
     add_label = np.full(len(sx), "hole", dtype="<U11")
     if len(sx):
         heat = _heat_at(pred, *lb.to_input(sx, sy))
         hole_heat = heat[:2].max(axis=0)
-        cand = hole_intensities(img, sx, sy, np.full(len(sx), r_hole))
-        det = hole_intensities(img, x[keep & target], y[keep & target], r[keep & target])
+        det = keep & target
         with np.errstate(divide="ignore", invalid="ignore"):  # a ring on an opaque bar reads 0
-            ref = det.median / det.background
+            ref = stats.median[det] / stats.background[det]
             c = cand.median / cand.background
         ref = ref[np.isfinite(ref)]
         if ref.size:
             lo, hi = np.percentile(ref, [2, 98])
             slack = _COMPLETE_CONTRAST_SLACK * max(hi - lo, 1e-6)
-            # Darker than the detected holes is allowed (thick ice); brighter than the brightest
-            # by more than the slack is not (broken film, vacuum around the square).
+            # Within the detected holes' contrast range, widened by the slack: brighter than the
+            # brightest is broken film or vacuum around the square; far darker is no hole.
             add = ((hole_heat >= _COMPLETE_HEAT_FRACTION * params.score_threshold)
                    & np.isfinite(c) & (c >= lo - slack) & (c <= hi + slack))
+            if level is not None:  # a site wholly on a bar reads as dark as the metal
+                add &= cand.mean > level
         add_label = np.where(heat[1] > heat[0], "empty", "hole")
     n_add = int(add.sum())
     x = np.concatenate([x[keep], sx[add]])
@@ -237,6 +278,8 @@ def _apply_lattice(img: npt.NDArray[np.float32], pred: RawPrediction, lb: Letter
     score = np.concatenate([score[keep], np.zeros(n_add)])
     labels = np.concatenate([labels[keep], add_label[add]])
     added = np.concatenate([np.zeros(int(keep.sum()), bool), np.ones(n_add, bool)])
+    merged = HoleIntensities(*(np.concatenate([getattr(stats, f)[keep], getattr(cand, f)[add]])
+                               for f in ("mean", "median", "background")))
     info = LatticeFit(mode="lattice", reason=fit.reason, pitch_px=lat.pitch_px, pitch_um=lat.pitch_px * px_um,
                       rotation_deg=lat.rotation_deg, added=n_add, dropped=dropped)
-    return x, y, r, score, labels, added, info
+    return x, y, r, score, labels, added, merged, info

@@ -172,7 +172,8 @@ def fit_lattice(x: F64, y: F64, *, min_holes: int = 12) -> LatticeResult:
     return LatticeResult(lat, f"square lattice fitted to {int(inl.sum())} of {n} holes", inl, i, j)
 
 
-def empty_sites(result: LatticeResult, shape: tuple[int, int], *, margin_px: float) -> tuple[F64, F64]:
+def empty_sites(result: LatticeResult, shape: tuple[int, int], *, margin_px: float,
+                grow: bool = False) -> tuple[F64, F64]:
     """Lattice sites inside the detected holes' area (index-space hull) that no inlier occupies.
 
     Parameters
@@ -180,6 +181,8 @@ def empty_sites(result: LatticeResult, shape: tuple[int, int], *, margin_px: flo
     result : a fit with a lattice
     shape : image (H, W); sites closer than ``margin_px`` to its border are left out
     margin_px : usually the hole radius
+    grow : also the free sites next to an inlier (its 8 neighbours) outside the hull: the
+        holes at the rim of the detected area, where the meniscus hides them from the network
 
     Returns
     -------
@@ -193,16 +196,23 @@ def empty_sites(result: LatticeResult, shape: tuple[int, int], *, margin_px: flo
         hull = Delaunay(ij)
     except QhullError:  # all inliers on one line: no area to complete
         return np.zeros(0), np.zeros(0)
-    gi, gj = np.meshgrid(np.arange(ij[:, 0].min(), ij[:, 0].max() + 1),
-                         np.arange(ij[:, 1].min(), ij[:, 1].max() + 1), indexing="ij")
+    g = 1 if grow else 0
+    gi, gj = np.meshgrid(np.arange(ij[:, 0].min() - g, ij[:, 0].max() + 1 + g),
+                         np.arange(ij[:, 1].min() - g, ij[:, 1].max() + 1 + g), indexing="ij")
     cand = np.column_stack([gi.ravel(), gj.ravel()])
     inside = hull.find_simplex(cand, tol=1e-6) >= 0
-    span = int(cand[:, 1].max() - cand[:, 1].min()) + 1
+    j0 = float(cand[:, 1].min())
+    span = int(cand[:, 1].max() - j0) + 1
 
     def key(a: F64) -> npt.NDArray[np.int64]:
-        return np.rint(a[:, 0] * span + a[:, 1]).astype(np.int64)
+        return np.rint(a[:, 0] * span + (a[:, 1] - j0)).astype(np.int64)
 
-    free = inside & ~np.isin(key(cand), key(ij))
+    occupied = key(ij)
+    if grow:
+        steps = np.array([(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1) if di or dj], np.float64)
+        ring = (ij[:, None, :] + steps[None]).reshape(-1, 2)
+        inside |= np.isin(key(cand), key(ring))
+    free = inside & ~np.isin(key(cand), occupied)
     sx, sy = lat.position(cand[free, 0], cand[free, 1])
     h, w = shape
     ok = (sx >= margin_px) & (sy >= margin_px) & (sx <= w - 1 - margin_px) & (sy <= h - 1 - margin_px)

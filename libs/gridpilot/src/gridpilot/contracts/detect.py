@@ -151,7 +151,7 @@ class HoleDetection(Record):
     - ``label``: hole / empty / contaminant;
     - ``mean_intensity``, ``median_intensity``: of the pixels inside 0.8 radius, in the image's
       own units (counts);
-    - ``ice_thickness_nm``: t = λ·ln(I0/I) of the median intensity (see the result's
+    - ``ice_thickness_nm``: t = λ·ln(I0/I) of the mean intensity (see the result's
       ``ice_reference`` for what I0 is); 0 for an empty hole;
     - ``from_lattice``: added by the lattice fit where the image agrees but the network missed it.
     """
