@@ -2,6 +2,7 @@
 
   gridpilot sim render {atlas,square,hole} --seed S [--grid-spec JSON|FILE] --out FILE.mrc [--png]
   gridpilot sim dataset {atlas,square} --count N --seed S --out DIR [--png]
+  gridpilot sim render|dataset {tiltseries,tomogram} ... (cellular tomograms: gridpilot_sim.tomo.products)
 
 render writes FILE.mrc (float32 counts, pixel size in Å in the header, row 0 = top),
 FILE.truth.json (squares, holes and blobs with stage µm and pixel coordinates) and, with --png,
@@ -49,7 +50,9 @@ RENDERERS: dict[str, Renderer] = {"atlas": atlas_product, "square": square_produ
 #: kind -> function adding that kind's own options to its sub-parser.
 RENDER_ARGS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
 #: Modules that may register more kinds when imported (absent ones are skipped).
-PLUGIN_MODULES: Final[tuple[str, ...]] = ("gridpilot_sim.exposure.movie", "gridpilot_sim.cli.exposure")
+PLUGIN_MODULES: Final[tuple[str, ...]] = (
+    "gridpilot_sim.exposure.movie", "gridpilot_sim.cli.exposure", "gridpilot_sim.tomo.products",
+)
 
 
 def _load_plugins() -> None:
