@@ -1,0 +1,127 @@
+"""Pure functions of picker-cet: the wedge survives augmentation, NMS finds planted peaks, STAR round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gridpilot.errors import InvalidInput
+from picker_cet.augment import augment_box, wedge_mask
+from picker_cet.candidates import find_candidates
+from picker_cet.explore import adjusted_rand_index, kmeans
+from picker_cet.formats import imod_text, read_star, write_csv, write_star
+from picker_cet.nms import find_peaks_3d, nms_3d
+from picker_cet.refine import HeatmapNet, export_onnx
+
+
+def _wedged_box(rng: np.random.Generator, box: int = 24, tilt: float = 60.0) -> np.ndarray:
+    noise = rng.normal(size=(box, box, box))
+    return np.real(np.fft.ifftn(np.fft.fftn(noise) * wedge_mask(box, tilt))).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_augmentations_keep_the_missing_wedge_empty(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    box = _wedged_box(rng)
+    measured = wedge_mask(24, 60.0)
+    for _ in range(8):
+        view = augment_box(box, rng, wedge=measured)
+        power = np.abs(np.fft.fftn(view)) ** 2
+        assert power[~measured].sum() < 1e-8 * power[measured].sum()
+
+
+def test_a_quarter_turn_about_z_would_move_the_wedge() -> None:
+    """The test above can fail: a 90° rotation about the beam axis puts power in the wedge."""
+    box = _wedged_box(np.random.default_rng(3))
+    turned = np.rot90(box, 1, axes=(1, 2))
+    power = np.abs(np.fft.fftn(turned)) ** 2
+    measured = wedge_mask(24, 60.0)
+    assert power[~measured].sum() > 0.05 * power[measured].sum()
+
+
+def test_nms_keeps_one_peak_per_particle_and_the_best_of_each() -> None:
+    rng = np.random.default_rng(4)
+    truth = np.array([[10, 10, 10], [10, 30, 30], [25, 12, 40], [5, 40, 8]], dtype=float)
+    heat = np.zeros((32, 48, 48), np.float32)
+    zz, yy, xx = np.mgrid[:32, :48, :48]
+    for i, (z, y, x) in enumerate(truth):
+        heat += (0.5 + 0.1 * i) * np.exp(-((zz - z) ** 2 + (yy - y) ** 2 + (xx - x) ** 2) / (2 * 2.0**2))
+    heat += 0.02 * rng.random(heat.shape).astype(np.float32)
+    centres, scores = find_peaks_3d(heat, threshold=0.3, radius_vox=6.0)
+    assert len(centres) == 4
+    got = sorted(map(tuple, centres.round().astype(int).tolist()))
+    assert got == sorted(map(tuple, truth.astype(int).tolist()))
+    assert np.all(np.diff(scores) <= 0)
+
+
+def test_nms_suppresses_within_the_radius_only() -> None:
+    pts = np.array([[0, 0, 0], [0, 0, 3], [0, 0, 7]], dtype=float)
+    keep = nms_3d(pts, np.array([1.0, 0.9, 0.8]), radius_vox=5.0)
+    assert keep.tolist() == [0, 2]
+
+
+def test_star_round_trip_keeps_3d_coordinates_and_scores(tmp_path: Path) -> None:
+    centres = np.array([[12.5, 40.25, 100.0], [3.0, 2.0, 1.0]])
+    write_star(tmp_path / "p.star", centres, np.array([0.9, 0.4]))
+    text = (tmp_path / "p.star").read_text()
+    assert "_rlnCoordinateZ" in text
+    back, fom = read_star(tmp_path / "p.star")
+    np.testing.assert_allclose(back, centres)
+    assert fom is not None
+    np.testing.assert_allclose(fom, [0.9, 0.4])
+    assert imod_text(centres).splitlines()[0] == "100.00 40.25 12.50"
+    write_csv(tmp_path / "p.csv", centres, np.array([0.9, 0.4]))
+    assert (tmp_path / "p.csv").read_text().splitlines()[0] == "x,y,z,score"
+
+
+def test_star_without_z_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "bad.star").write_text("data_\n\nloop_\n_rlnCoordinateX #1\n_rlnCoordinateY #2\n1 2\n")
+    with pytest.raises(InvalidInput, match="rlnCoordinateZ"):
+        read_star(tmp_path / "bad.star")
+
+
+def test_candidates_find_planted_blobs_of_two_sizes() -> None:
+    from scipy import ndimage
+
+    vol = np.zeros((40, 64, 64), np.float32)
+    planted = [(20, 16, 16, 3.0), (20, 45, 40, 6.0), (12, 30, 50, 3.0)]
+    for z, y, x, s in planted:
+        one = np.zeros_like(vol)
+        one[z, y, x] = 1.0
+        vol += ndimage.gaussian_filter(one, s) / ndimage.gaussian_filter(one, s).max()
+    vol += 0.05 * np.random.default_rng(5).normal(size=vol.shape).astype(np.float32)
+    centres, _ = find_candidates(vol, voxel_size_a=20.0, min_diameter_a=150.0, max_diameter_a=450.0,
+                                 max_candidates=3)
+    for z, y, x, _ in planted:
+        assert np.min(np.linalg.norm(centres - [z, y, x], axis=1)) <= 2.0
+
+
+def test_kmeans_and_ari_recover_planted_groups() -> None:
+    rng = np.random.default_rng(6)
+    x = np.concatenate([rng.normal(m, 0.3, size=(30, 4)) for m in (0.0, 3.0, 6.0)])
+    truth = np.repeat([0, 1, 2], 30)
+    assert adjusted_rand_index(truth, kmeans(x, 3, seed=1)) > 0.95
+    assert abs(adjusted_rand_index(truth, rng.permutation(truth))) < 0.1
+
+
+def test_detector_exports_to_onnx_and_runs_on_any_even_shape() -> None:
+    from gridpilot.detection.onnx import OnnxModel
+
+    torch.manual_seed(0)
+    net = HeatmapNet()
+    data = export_onnx(net, metadata={"format": "x"})
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "m.onnx"
+        p.write_bytes(data)
+        model = OnnxModel(p, threads=1)
+        x = np.random.default_rng(0).normal(size=(1, 1, 12, 20, 16)).astype(np.float32)
+        out = model.run(x)[0]
+        assert out.shape == (1, 1, 12, 20, 16)
+        with torch.no_grad():
+            np.testing.assert_allclose(out, net(torch.from_numpy(x)).numpy(), atol=1e-4)
+        assert model.metadata["format"] == "x"
