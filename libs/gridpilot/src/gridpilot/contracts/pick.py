@@ -60,6 +60,7 @@ class PickCetJob(JobRequest):
     tomogram_key: ObjectKey
     voxel_size_a: float = Field(gt=0.1, le=50.0)
     particle_diameter_a: float = Field(gt=0, le=_MAX_DIAMETER_A)
+    #: The detector: the ``model_key`` of a ``train.cet`` refine result (an ONNX file in storage).
     model_id: str | None = None
     threshold: float = Field(0.5, ge=0, le=1)
 
@@ -79,3 +80,7 @@ class TomogramParticlesPicked(JobResult):
     tomogram_key: ObjectKey
     particles: list[TomogramParticle]
     model_version: str
+    #: The same picks as RELION STAR (3D), IMOD point text and CSV.
+    star_key: ObjectKey | None = None
+    imod_key: ObjectKey | None = None
+    csv_key: ObjectKey | None = None

@@ -94,12 +94,34 @@ class SpaModelTrained(ModelTrained):
 
 
 class TrainCetJob(TrainJob):
+    """``mode="explore"``: embed and cluster the candidates of the tomogram at ``dataset_key``
+    (an MRC); ``mode="refine"``: train the heat-map detector from the centres in ``labels_key``
+    (a STAR file, 3D) or from the members of ``clusters`` of the exploration at
+    ``exploration_key``. ``steps`` caps the optimiser steps (``epochs`` is not used by CET)."""
+
     kind: ClassVar[str] = subjects.TRAIN_CET
     summary: ClassVar[str] = "Train or fine-tune the tomogram (CET) picker."
     model_kind: Literal["cet"] = "cet"
+    mode: Literal["explore", "refine"] = "refine"
+    voxel_size_a: float | None = Field(None, gt=0.1, le=50.0)
+    particle_diameter_a: float | None = Field(None, gt=0, le=5000.0)
+    min_diameter_a: float = Field(100.0, gt=0, le=5000.0)
+    max_diameter_a: float = Field(350.0, gt=0, le=5000.0)
+    n_clusters: int = Field(6, ge=2, le=32)
+    exploration_key: ObjectKey | None = None
+    clusters: list[int] = Field(default_factory=list, max_length=32)
+    steps: int | None = Field(None, ge=1, le=100000)
 
 
 class CetModelTrained(ModelTrained):
+    """Explore: ``model_key`` is the exploration (``.npz``: centres, embeddings, map, clusters),
+    with its map and gallery PNGs and its table; refine: ``model_key`` is the ONNX detector."""
+
     kind: ClassVar[str] = subjects.TRAIN_CET
     summary: ClassVar[str] = "A tomogram picker was trained and published."
     model_kind: Literal["cet"] = "cet"
+    mode: Literal["explore", "refine"] = "refine"
+    map_png_key: ObjectKey | None = None
+    gallery_png_key: ObjectKey | None = None
+    table_key: ObjectKey | None = None
+    cluster_sizes: dict[str, int] = Field(default_factory=dict)
