@@ -19,7 +19,13 @@ from gridpilot.contracts.train import CetModelTrained, TrainCetJob
 from gridpilot.embedded import S3Server
 from gridpilot.service import ServiceDeps
 from gridpilot.storage import StorageSettings
-from gridpilot_sim.tomo import CellSpec, TiltSeriesSpec, build_cell, reconstruct_wbp, simulate_tilt_series
+from gridpilot_sim.tomo import (
+    CellSpec,
+    TiltSeriesSpec,
+    build_cell,
+    reconstruct_wbp,
+    simulate_tilt_series,
+)
 from picker_cet.app import create_app
 from picker_cet.config import CetSettings
 from picker_cet.formats import star_text
