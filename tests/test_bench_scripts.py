@@ -94,3 +94,13 @@ def test_bench_atlas_quick_writes_its_accuracy_speed_and_real_figures(tmp_path: 
         assert key in d, key
     assert isinstance(d["latency_p50_s"], float) and d["latency_p50_s"] > 0
     assert d["ptolemy_squares"] is None and "no Ptolemy" in str(d["ptolemy_skipped"])
+
+
+@pytest.mark.slow
+def test_bench_picker_cet_quick_writes_f1_ari_and_times(tmp_path: Path) -> None:
+    d = _bench("picker_cet", tmp_path, "--quick", "--no-tm")
+    f1 = d["f1"]
+    assert isinstance(f1, dict) and "ribosome@5" in f1 and "ribosome@tm" in f1
+    assert 0.0 <= float(f1["ribosome@5"]) <= 1.0 and f1["ribosome@tm"] is None and d["tm_reason"]
+    assert isinstance(d["time_s"], dict) and {"explore", "refine", "pick", "tm"} <= set(d["time_s"])
+    assert "cluster_ari" in d and d["held_out_seeds"] and d["tuning_seeds"]

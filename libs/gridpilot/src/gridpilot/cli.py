@@ -24,6 +24,7 @@ _BUILTIN: dict[str, str] = {
     "serve": "gridpilot.stack:serve_cli",
     "docs": "gridpilot.asyncapi",
     "detect": "gridpilot.detect_cli",
+    "pick": "gridpilot.pick_cli",
 }
 
 
