@@ -74,14 +74,19 @@ TM_THRESHOLDS = (0.05, 0.08, 0.1, 0.12, 0.15, 0.18, 0.2, 0.25, 0.3, 0.4)
 DEFAULT_PYTME = Path("/tmp/cet-pytme-venv/bin/match_template")
 
 
-def _tomogram(seed: int, quick: bool) -> tuple[npt.NDArray[np.float32], dict[str, Any], float]:
+def _tomogram(seed: int, quick: bool, shape_xyz: tuple[int, int, int] = (512, 512, 128)
+              ) -> tuple[npt.NDArray[np.float32], dict[str, Any], float]:
     t = time.perf_counter()
     if quick:
         spec = CellSpec(shape_zyx=(48, 128, 128), species=(("ribosome", 12), ("apoferritin", 12)),
                         crowders=30, vesicles=1, gold=2, seed=seed)
         ts_spec = TiltSeriesSpec(tilt_step_deg=6.0)
     else:
-        spec = CellSpec(species=SPECIES, seed=seed)
+        x, y, z = shape_xyz
+        scale = x * y * z / (512 * 512 * 128)  # counts per volume as in the full-size cell
+        spec = CellSpec(shape_zyx=(z, y, x), species=tuple((n, max(1, round(c * scale))) for n, c in SPECIES),
+                        crowders=round(400 * scale), vesicles=max(1, round(3 * scale)), gold=max(1, round(8 * scale)),
+                        seed=seed)
         ts_spec = TiltSeriesSpec()
     cell = build_cell(spec)
     tomo = reconstruct_wbp(simulate_tilt_series(cell, ts_spec, seed=seed))
@@ -159,13 +164,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny tomograms and few steps (the smoke test)")
     ap.add_argument("--pytme", type=Path, default=DEFAULT_PYTME, help="pytme's match_template")
     ap.add_argument("--no-tm", action="store_true", help="skip template matching (reason recorded)")
+    ap.add_argument("--shape", type=int, nargs=3, default=[512, 512, 128], metavar=("X", "Y", "Z"),
+                    help="tomogram size in 10 Å voxels (species counts scale with the volume)")
+    ap.add_argument("--explore-steps", type=int, default=150)
+    ap.add_argument("--refine-steps", type=int, default=200)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     quick = args.quick
     species = [s for s, _ in SPECIES[:2]] if quick else [s for s, _ in SPECIES]
     labels = (5,) if quick else LABELS
-    explore_p = ExploreParams(steps=5 if quick else 150, clusters=6)
-    refine_p = RefineParams(steps=5 if quick else 200)
+    explore_p = ExploreParams(steps=5 if quick else args.explore_steps, clusters=6)
+    refine_p = RefineParams(steps=5 if quick else args.refine_steps)
     tm_reason = None
     if args.no_tm:
         tm_reason = "skipped (--no-tm)"
@@ -176,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     # Per (method key) → per seed set → (tp, picks, truths) at each threshold.
     counts: dict[str, dict[str, np.ndarray]] = {}
     aris: list[tuple[float, float]] = []
+    used_labels: dict[str, int] = {}
+    counts_true: dict[str, int] = {}
 
     def add(key: str, split: str, thr_counts: list[tuple[int, int, int]]) -> None:
         counts.setdefault(key, {}).setdefault(split, np.zeros((len(THRESHOLDS), 3)))
@@ -183,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
     seeds = [("tuning", s) for s in TUNING_SEEDS] + [("held_out", s) for s in HELD_OUT_SEEDS]
     for split, seed in seeds:
-        tomo, truth, sim_s = _tomogram(seed, quick)
+        tomo, truth, sim_s = _tomogram(seed, quick, tuple(args.shape))
         times["simulate"].append(sim_s)
         shape = tomo.shape
         if split == "held_out":
@@ -194,10 +205,13 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng([seed, 12])
         for sp in species:
             true = _truth(truth, sp)
+            if split == "held_out":
+                counts_true[sp] = len(true)
             diam[sp] = float(truth["species_diameter_a"][sp])
             radius = 0.5 * diam[sp] / 10.0
             for n in labels:
                 chosen = true[rng.choice(len(true), size=min(n, len(true)), replace=False)]
+                used_labels[f"{sp}@{n}"] = len(chosen)
                 t = time.perf_counter()
                 refined = refine_detector(tomo, chosen, voxel_size_a=10.0, particle_diameter_a=diam[sp], params=refine_p)
                 times["refine"].append(time.perf_counter() - t)
@@ -247,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         "cluster_ari_with_other": round(float(np.mean([a[1] for a in aris])), 3) if aris else None,
         "time_s": {k: med(v) for k, v in times.items()},
         "tm_reason": tm_reason, "tuning_seeds": list(TUNING_SEEDS), "held_out_seeds": list(HELD_OUT_SEEDS),
-        "species_diameter_a": diam, "labels": list(labels), "quick": quick,
+        "species_diameter_a": diam, "labels": list(labels), "labels_used": used_labels,
+        "held_out_particles": counts_true, "shape_xyz": list(args.shape), "quick": quick,
         "explore_steps": explore_p.steps, "refine_steps": refine_p.steps,
         "load_average": os.getloadavg()[0],
     }
