@@ -33,7 +33,6 @@ __all__ = [
     "WORKING_VOXEL_A",
     "Picks",
     "cluster_members",
-    "detector_voxel_a",
     "explore_tomogram",
     "pick_tomogram",
     "refine_detector",
@@ -48,8 +47,6 @@ Progress = Callable[[float, str], None]
 WORKING_VOXEL_A: Final[float] = 20.0
 MODEL_FORMAT: Final[str] = "picker-cet-heatmap-1"
 _MIN_LABELS: Final[int] = 1
-# The heat map is computed at half the detector's resolution: a particle needs ~12 voxels across.
-_DETECTOR_VOXELS_PER_DIAMETER: Final[float] = 12.0
 
 
 def to_input_voxels(centres_binned: npt.NDArray[np.floating], factor: int) -> npt.NDArray[np.float64]:
@@ -61,16 +58,9 @@ def to_binned_voxels(centres: npt.NDArray[np.floating], factor: int) -> npt.NDAr
     return (np.asarray(centres, dtype=np.float64) + 0.5) / factor - 0.5
 
 
-def detector_voxel_a(particle_diameter_a: float) -> float:
-    """The detector's voxel size: :data:`WORKING_VOXEL_A`, or finer for a small particle so that
-    it stays about :data:`_DETECTOR_VOXELS_PER_DIAMETER` voxels across (apoferritin: 10 Å)."""
-    return min(WORKING_VOXEL_A, particle_diameter_a / _DETECTOR_VOXELS_PER_DIAMETER)
-
-
-def _working(tomogram: npt.NDArray[np.generic], voxel_size_a: float,
-             target_a: float = WORKING_VOXEL_A) -> tuple[F32, int]:
+def _working(tomogram: npt.NDArray[np.generic], voxel_size_a: float) -> tuple[F32, int]:
     vol = check_tomogram(tomogram)
-    factor = bin_factor_for(voxel_size_a, target_a)
+    factor = bin_factor_for(voxel_size_a, WORKING_VOXEL_A)
     binned = bin_volume(vol, factor)
     if min(binned.shape) < 8:
         raise InvalidInput(f"the tomogram {vol.shape} at {voxel_size_a} Å/voxel is too small once binned "
@@ -127,7 +117,7 @@ def refine_detector(tomogram: npt.NDArray[np.generic], labels_zyx: npt.ArrayLike
         raise InvalidInput("refining needs at least one labelled centre", field="labels")
     if not np.isfinite(labels).all():
         raise InvalidInput("labelled centres must be finite numbers", field="labels")
-    vol, factor = _working(tomogram, voxel_size_a, detector_voxel_a(particle_diameter_a))
+    vol, factor = _working(tomogram, voxel_size_a)
     inside = np.all((labels >= -0.5) & (labels <= np.asarray(tomogram.shape) - 0.5), axis=1)
     if not inside.all():
         raise InvalidInput(f"{int((~inside).sum())} labelled centres lie outside the tomogram {tomogram.shape}",
