@@ -38,8 +38,7 @@ def test_the_command_writes_the_sr_mrc_at_the_finer_pixel_and_its_json(
         assert mrc.data.shape == (128, 128)
         assert float(mrc.voxel_size.x) == pytest.approx(0.8, abs=1e-4)
     meta = json.loads(out.with_suffix(".json").read_text())
-    # --max-iterations caps both stages: 2 steps on the binned pairs, 2 refining
-    assert meta["iterations"] == 2 + 2 and meta["preset"] == "fast" and len(meta["settings_hash"]) == 16
+    assert meta["iterations"] == 2 and meta["preset"] == "fast" and len(meta["settings_hash"]) == 16
     assert "sr.mrc" in capsys.readouterr().out
 
 

@@ -50,11 +50,11 @@ async def test_http_zssr_stores_the_sr_micrograph_at_half_the_pixel_size(service
         r = await c.post("/v1/zssr", json=_job().model_dump(mode="json"), timeout=300)
     assert r.status_code == 200, r.text
     result = MovieSuperResolved.model_validate(r.json())
-    assert result.pixel_size_a == pytest.approx(1.0) and result.iterations == 3 + 3  # both stages capped
+    assert result.pixel_size_a == pytest.approx(1.0) and result.iterations == 3
     image, meta = await deps.store.get_array(result.output_key)
     assert image.shape == (128, 128) and meta.pixel_size_a == pytest.approx(1.0)
     assert meta.metadata["settings_hash"] == result.settings_hash
-    assert meta.metadata["shifts_estimated"] is True and meta.metadata["iterations"] == 3 + 3
+    assert meta.metadata["shifts_estimated"] is True and meta.metadata["iterations"] == 3
 
 
 async def test_http_refuses_bad_movies_with_a_message(service: tuple[FastAPI, ServiceDeps]) -> None:

@@ -78,14 +78,14 @@ class ZssrParams:
         return replace(self, **change)  # type: ignore[arg-type]
 
 
-#: ``fast``: a CPU, seconds to a minute for a 512² movie: 200 iterations on the binned pairs,
-#: then 100 at the movie's own scale (more fit the held-out frames' noise; 400 + 100 gained
-#: 0.002 FRC on the bench's tuning seeds for 10 s more); ``full``: a GPU, a wider,
-#: deeper network trained longer, halves apart, one back-projection step.
+#: ``fast``: a CPU, seconds to a minute for a 512² movie: 200 iterations on the binned pairs and
+#: no refinement at the movie's own scale (100 steps of it raise the 2D FRC past LR Nyquist but
+#: bias the image: the bench's 3D reconstruction from it falls below the LR one); ``full``: a
+#: GPU, a wider, deeper network trained longer, halves apart, one back-projection step.
 PRESETS: Final[dict[str, ZssrParams]] = {
-    "fast": ZssrParams(max_iterations=200, halves=False, refine_iterations=100),
+    "fast": ZssrParams(max_iterations=200, halves=False),
     "full": ZssrParams(channels=64, depth=8, crop_px=64, batch=16, max_iterations=3000,
-                       plateau_window=200, refine_iterations=300, backprojection_steps=1),
+                       plateau_window=200, backprojection_steps=1),
 }
 
 

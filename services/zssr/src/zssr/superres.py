@@ -15,6 +15,7 @@ gridpilot.errors.InvalidInput: super-resolution needs at least 2 frames, got 1
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -74,7 +75,8 @@ class SuperResolved:
             "iterations": self.report.iterations, "final_loss": self.report.final_loss,
             "losses": [round(v, 6) for v in self.report.losses],
             "refine_losses": [round(v, 6) for v in self.report.refine_losses],
-            "refine_final_loss": self.report.refine_final_loss,
+            "refine_final_loss": (None if math.isnan(self.report.refine_final_loss)
+                                  else self.report.refine_final_loss),
             "lr_drops": self.report.lr_drops, "device": self.report.device,
             "shifts_estimated": self.shifts_estimated,
             "phase_diversity": list(self.phase_diversity),
