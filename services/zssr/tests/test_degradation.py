@@ -64,3 +64,31 @@ def test_placing_frames_on_the_grid_undoes_their_shifts() -> None:
     placed = place_on_grid(frames, shifts, 2)
     reference = place_on_grid(frames[:1], shifts[:1], 2)
     assert np.abs(placed - reference).max() < 1e-6 * np.abs(reference).max() + 1e-9
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+@pytest.mark.parametrize("how", ["fourier", "replicate"])
+def test_placing_in_fourier_space_equals_up_sampling_then_shifting_each_frame(scale: int, how: str) -> None:
+    from zssr.degradation import replicate
+
+    rng = np.random.default_rng([scale, 5])
+    frames, shifts = rng.normal(size=(3, 18, 22)), rng.normal(scale=1.5, size=(3, 2))
+    up = fourier_pad if how == "fourier" else replicate
+    c = 0.5 * (scale - 1) if how == "fourier" else 0.0
+    direct = np.mean([fourier_shift(up(f, scale), (-scale * sx + c, -scale * sy + c))
+                      for f, (sx, sy) in zip(frames, shifts, strict=True)], axis=0)
+    assert np.abs(place_on_grid(frames, shifts, scale, how=how) - direct).max() < 1e-12  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+def test_the_torch_degradation_of_a_batch_is_the_numpy_one(scale: int) -> None:
+    import torch
+
+    from zssr.train import _shift_bin
+
+    rng = np.random.default_rng([scale, 6])
+    hr = rng.normal(size=(2, 12 * scale, 10 * scale))
+    shifts_lr = np.array([[0.3, -0.45], [1.2, 0.8]])
+    got = _shift_bin(torch.from_numpy(hr[:, None]).float(), torch.from_numpy(scale * shifts_lr), scale)
+    want = np.stack([degrade(x, scale=scale, shift_xy_px=s) for x, s in zip(hr, shifts_lr, strict=True)])
+    assert np.abs(got[:, 0].numpy() - want).max() < 1e-4

@@ -93,3 +93,17 @@ def test_a_wrong_scale_mismatched_frames_and_wrong_shifts_are_refused(make_movie
         super_resolve(frames, scale=2, shifts_xy_px=shifts[:3], params=TINY)
     with pytest.raises(InvalidInput, match="too small"):
         super_resolve(frames[:, :32, :32], scale=2, params=TINY)
+
+
+def test_refining_at_the_movie_s_scale_fits_the_held_out_frames_better(make_movie) -> None:
+    from zssr.train import refine_on_frames
+
+    frames, shifts, _ = make_movie(n_frames=8, scale=2, dose=2000.0, seed=5)
+    params = TINY.with_(channels=8, refine_iterations=40, learning_rate=3e-3)
+    net, report = train_network(training_pairs(frames, shifts, scale=2, params=params), params)
+    refine_on_frames(net, frames, shifts, scale=2, params=params, report=report)
+    assert report.iterations == params.max_iterations + 40 and len(report.refine_losses) >= 10
+    assert np.mean(report.refine_losses[-3:]) < np.mean(report.refine_losses[:2])
+    out = super_resolve(frames, scale=2, shifts_xy_px=shifts, params=params.with_(refine_iterations=3))
+    assert out.report.iterations == params.max_iterations + 3 and np.isfinite(out.image).all()
+    assert len(out.metadata(params, 2)["refine_losses"]) == 3

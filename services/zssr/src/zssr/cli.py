@@ -72,7 +72,8 @@ def main(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     params = PRESETS[args.preset]
     if args.max_iterations is not None:
-        params = params.with_(max_iterations=max(1, args.max_iterations))
+        cap = max(1, args.max_iterations)
+        params = params.with_(max_iterations=cap, refine_iterations=min(params.refine_iterations, cap))
     out_path = args.out or args.movie.with_name(args.movie.stem + "_sr.mrc")
     try:
         frames, header_px = read_movie_file(args.movie)
@@ -80,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
         if pixel is None:
             raise InvalidInput("the file has no pixel size: pass --pixel-size-a", field="pixel_size_a")
         shifts = json.loads(args.shifts.read_text()) if args.shifts else None
-        with tqdm(total=params.max_iterations, desc="zssr training", unit="it", file=sys.stderr) as bar:
+        with tqdm(total=params.max_iterations + params.refine_iterations, desc="zssr training", unit="it", file=sys.stderr) as bar:
             def progress(done: int, total: int) -> None:
                 bar.update(done - bar.n)
             result = super_resolve(frames, scale=args.scale, shifts_xy_px=shifts, params=params,

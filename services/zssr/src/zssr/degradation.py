@@ -129,16 +129,11 @@ def add_counting_noise(expected: Array, rng: np.random.Generator) -> npt.NDArray
     return rng.poisson(np.clip(np.asarray(expected, dtype=np.float64), 0.0, None)).astype(np.float32)
 
 
-def fourier_pad(image: Array, scale: int) -> npt.NDArray[np.float64]:
-    """Fourier zero-padding (sinc interpolation) of an (H, W) image to (sH, sW), same mean.
-
-    The Nyquist row and column of an even side are split between the two new bins, so that a
-    real image stays real and ``bin``-free down-sampling by Fourier cropping returns it.
-    """
-    a = np.asarray(image, dtype=np.float64)
-    h, w = a.shape
+def _padded_spectrum(spectrum: npt.NDArray[np.complexfloating], scale: int) -> npt.NDArray[np.complex128]:
+    """The (sH, sW) FFT of :func:`fourier_pad`'s output from the (H, W) FFT of its input."""
+    h, w = spectrum.shape
     big = np.zeros((h * scale, w * scale), dtype=np.complex128)
-    spec = np.fft.fftshift(sfft.fft2(a))
+    spec = np.fft.fftshift(spectrum)
     if h % 2 == 0:
         spec = np.concatenate([spec, spec[:1]], axis=0)
         spec[0] *= 0.5
@@ -150,8 +145,31 @@ def fourier_pad(image: Array, scale: int) -> npt.NDArray[np.float64]:
     hh, ww = spec.shape
     y0, x0 = (h * scale) // 2 - h // 2, (w * scale) // 2 - w // 2
     big[y0 : y0 + hh, x0 : x0 + ww] = spec
-    out = sfft.ifft2(np.fft.ifftshift(big)).real * scale**2
-    return np.asarray(out)
+    return np.asarray(np.fft.ifftshift(big) * scale**2)
+
+
+def _replicated_spectrum(spectrum: npt.NDArray[np.complexfloating], scale: int) -> npt.NDArray[np.complex128]:
+    """The (sH, sW) FFT of :func:`replicate`'s output from the (H, W) FFT of its input.
+
+    Replication is zero insertion (the spectrum repeats s × s times) followed by a sum over an
+    s-pixel box, whose transfer along an axis of N = s·H pixels is Σₘ exp(−2πi k m / N).
+    """
+    h, w = spectrum.shape
+    tiled = np.tile(spectrum, (scale, scale))
+    m = np.arange(scale)
+    box_y = np.exp(-2j * np.pi * np.outer(np.arange(h * scale), m) / (h * scale)).sum(axis=1)
+    box_x = np.exp(-2j * np.pi * np.outer(np.arange(w * scale), m) / (w * scale)).sum(axis=1)
+    return np.asarray(tiled * box_y[:, None] * box_x[None, :])
+
+
+def fourier_pad(image: Array, scale: int) -> npt.NDArray[np.float64]:
+    """Fourier zero-padding (sinc interpolation) of an (H, W) image to (sH, sW), same mean.
+
+    The Nyquist row and column of an even side are split between the two new bins, so that a
+    real image stays real and ``bin``-free down-sampling by Fourier cropping returns it.
+    """
+    spectrum = sfft.fft2(np.asarray(image, dtype=np.float64))
+    return np.asarray(sfft.ifft2(_padded_spectrum(spectrum, scale)).real)
 
 
 def place_on_grid(frames: Array, shifts_xy_px: Array, scale: int, *,
@@ -179,14 +197,16 @@ def place_on_grid(frames: Array, shifts_xy_px: Array, scale: int, *,
     shift c registers the result with the HR grid of :func:`degrade`. Replication already
     covers those HR pixels (c = 0).
     """
-    acc: npt.NDArray[np.float64] | None = None
+    stack = np.asarray(frames, dtype=np.float64)
+    shifts = np.asarray(shifts_xy_px, dtype=np.float64)
     c = 0.5 * (scale - 1) if how == "fourier" else 0.0
-    for frame, (sx, sy) in zip(frames, np.asarray(shifts_xy_px, dtype=np.float64), strict=True):
-        if scale == 1:
-            up = np.asarray(frame, dtype=np.float64)
-        else:
-            up = fourier_pad(frame, scale) if how == "fourier" else replicate(frame, scale)
-        moved = fourier_shift(up, (-scale * sx + c, -scale * sy + c))
-        acc = moved if acc is None else acc + moved
-    assert acc is not None
-    return acc / len(frames)
+    up = _padded_spectrum if how == "fourier" else _replicated_spectrum
+    hh, ww = stack.shape[1] * scale, stack.shape[2] * scale
+    # Every step is linear: sum the frames' HR spectra, shifted, and invert once.
+    acc = np.zeros((hh, ww), dtype=np.complex128)
+    for frame, (sx, sy) in zip(stack, shifts, strict=True):
+        spectrum = sfft.fft2(frame)
+        if scale > 1:
+            spectrum = up(spectrum, scale)
+        acc += spectrum * shift_ramp((hh, ww), (-scale * sx + c, -scale * sy + c))
+    return np.asarray(sfft.ifft2(acc).real / len(stack))

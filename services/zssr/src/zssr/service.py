@@ -72,7 +72,8 @@ async def run_zssr_job(job: ZssrMovieJob, store: ObjectStore, settings: ZssrSett
                            f"says {header_px:.3f} Å", field="pixel_size_a")
     params = PRESETS[job.preset]
     if settings.max_iterations is not None and settings.max_iterations < params.max_iterations:
-        params = params.with_(max_iterations=settings.max_iterations)
+        params = params.with_(max_iterations=settings.max_iterations,
+                              refine_iterations=min(params.refine_iterations, settings.max_iterations))
     device = pick_device(settings.device)
     torch.set_num_threads(settings.torch_threads)
     work = asyncio.create_task(asyncio.to_thread(

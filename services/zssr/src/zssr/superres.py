@@ -15,6 +15,7 @@ gridpilot.errors.InvalidInput: super-resolution needs at least 2 frames, got 1
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from .degradation import degrade, degrade_adjoint
 from .model import pick_device
 from .params import PRESETS, ZssrParams, settings_hash
 from .shifts import estimate_shifts
-from .train import Progress, TrainReport, infer, train_network, training_pairs
+from .train import Progress, TrainReport, infer, refine_on_frames, train_network, training_pairs
 
 __all__ = ["MIN_SIDE_PX", "SCALES", "SuperResolved", "check_movie", "phase_diversity",
            "super_resolve"]
@@ -73,6 +74,9 @@ class SuperResolved:
             "method": "cryo-zssr", "scale": scale, "settings_hash": self.settings_hash,
             "iterations": self.report.iterations, "final_loss": self.report.final_loss,
             "losses": [round(v, 6) for v in self.report.losses],
+            "refine_losses": [round(v, 6) for v in self.report.refine_losses],
+            "refine_final_loss": (None if math.isnan(self.report.refine_final_loss)
+                                  else self.report.refine_final_loss),
             "lr_drops": self.report.lr_drops, "device": self.report.device,
             "shifts_estimated": self.shifts_estimated,
             "phase_diversity": list(self.phase_diversity),
@@ -183,6 +187,9 @@ def super_resolve(frames: npt.NDArray[np.generic] | Sequence[npt.NDArray[np.gene
     device = device or pick_device()
     data = training_pairs(stack, shifts, scale=scale, params=params)
     net, report = train_network(data, params, device=device, progress=progress)
+    if params.refine_iterations:
+        net = refine_on_frames(net, stack, shifts, scale=scale, params=params, report=report,
+                               device=device, progress=progress)
     hr = infer(net, stack, shifts, scale=scale, params=params, device=device)
     if params.backprojection_steps:
         hr = backproject(hr, stack, shifts, scale=scale, steps=params.backprojection_steps)

@@ -38,8 +38,8 @@ from .degradation import bin_image, place_on_grid
 from .model import ResidualSR, dihedral, pick_device, undo_dihedral
 from .params import ZssrParams
 
-__all__ = ["TrainReport", "TrainingData", "infer", "single_image_zssr", "train_network",
-           "training_pairs"]
+__all__ = ["TrainReport", "TrainingData", "infer", "refine_on_frames", "single_image_zssr",
+           "train_network", "training_pairs"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ _ENSEMBLE: Final[dict[int, tuple[int, ...]]] = {1: (0,), 2: (0, 6), 4: (0, 1, 2,
                                                 8: tuple(range(8))}
 #: Losses kept in the report (every n-th iteration).
 _LOSS_SAMPLES: Final[int] = 50
+#: LR pixels around a refinement crop (edges of the periodic shift and of the convolutions).
+_REFINE_MARGIN: Final[int] = 4
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,6 +81,8 @@ class TrainReport:
     lr_drops: list[int] = field(default_factory=list)
     final_loss: float = math.nan
     device: str = "cpu"
+    refine_losses: list[float] = field(default_factory=list)
+    refine_final_loss: float = math.nan
 
 
 def _halves(n: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
@@ -192,12 +196,105 @@ def train_network(data: TrainingData, params: ZssrParams, *, device: torch.devic
             for group in opt.param_groups:
                 group["lr"] = lr
         if progress is not None:
-            progress(it + 1, params.max_iterations)
+            progress(it + 1, params.max_iterations + params.refine_iterations)
     tail = history[-max(1, params.plateau_window // 4):]
     report.final_loss = float(np.mean(tail)) if tail else math.nan
     logger.debug("trained %d iterations, final loss %.4g, lr drops at %s", report.iterations,
                  report.final_loss, report.lr_drops)
     return net.eval(), report
+
+
+def _shift_bin(hr: torch.Tensor, shift_hr_px: torch.Tensor, scale: int) -> torch.Tensor:
+    """The degradation model on a batch of (B, 1, sH, sW) HR crops, in torch (differentiable):
+    :func:`zssr.degradation.degrade` with a shift of (x, y) HR pixels per crop (content at r
+    moves to r + d; only the real part of the ramp at an even side's Nyquist frequency)."""
+    _, _, h, w = hr.shape
+
+    def ramp(n: int, d: torch.Tensor) -> torch.Tensor:
+        e = torch.exp(-2j * torch.pi * torch.fft.fftfreq(n, device=hr.device, dtype=torch.float64)[None, :]
+                      * d[:, None])
+        if n % 2 == 0:
+            e[:, n // 2] = e[:, n // 2].real
+        return e
+
+    d = shift_hr_px.to(torch.float64)
+    kernel = (ramp(h, d[:, 1])[:, :, None] * ramp(w, d[:, 0])[:, None, :]).to(torch.complex64)
+    moved = torch.fft.ifft2(torch.fft.fft2(hr[:, 0]) * kernel).real[:, None]
+    return torch.nn.functional.avg_pool2d(moved, scale)
+
+
+def refine_on_frames(net: ResidualSR, frames: npt.NDArray[np.floating],
+                     shifts_xy_px: npt.NDArray[np.floating], *, scale: int, params: ZssrParams,
+                     report: TrainReport, device: torch.device | None = None,
+                     progress: Progress | None = None) -> ResidualSR:
+    """Train the network further at the movie's own scale, through the degradation model.
+
+    Noise2Noise at the real pixel size: the input is one half's K groups and Fourier-padded
+    average on the HR grid (as at inference); the loss compares the output, shifted and
+    integrated by a frame's LR pixel (Aⱼ x), with frame yⱼ of the *other* half. The frames'
+    shot noise is independent of the input, so the network can only gain by predicting the
+    HR image whose degradations the held-out frames see; the phases of the other half's
+    shifts make the aliased detail past LR Nyquist part of that target.
+
+    ``params.refine_iterations`` steps, L2 loss (the conditional mean), Adam at
+    ``params.learning_rate``; a margin of ``_REFINE_MARGIN`` LR pixels around each crop
+    absorbs the edge of the periodic shift and of the convolutions.
+    """
+    device = device or next(net.parameters()).device
+    stack = np.asarray(frames, dtype=np.float64)
+    shifts = np.asarray(shifts_xy_px, dtype=np.float64)
+    _, h, w = stack.shape
+    offset, gain = normalisation(stack, shifts)
+    c, m = params.crop_px, _REFINE_MARGIN
+    side = c + 2 * m
+    if min(h, w) < side + 2:
+        return net
+    halves = _halves(len(stack))
+    channels = [((_group_channels(stack[idx], shifts[idx], scale, params.groups) - offset) / gain)
+                .astype(np.float32) for idx in halves]
+    targets = ((stack - offset) / gain).astype(np.float32)
+    rng = np.random.default_rng([params.seed, 11])
+    net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=params.learning_rate)
+    mse = torch.nn.MSELoss()
+    history: list[float] = []
+    start = report.iterations
+    for it in range(params.refine_iterations):
+        xb = np.empty((params.batch, params.groups + 1, scale * side, scale * side), dtype=np.float32)
+        yb = np.empty((params.batch, 1, c, c), dtype=np.float32)
+        frac = np.empty((params.batch, 2))
+        for b in range(params.batch):
+            half = int(rng.integers(2))
+            j = int(rng.choice(halves[1 - half]))
+            d = scale * shifts[j]  # HR pixels: whole LR pixels n and a remainder r in [0, s)
+            n = np.floor(d / scale).astype(int)
+            frac[b] = d - scale * n
+            # the output's LR window [y0 − m, y0 + c + m) meets frame j's window [y0 + n, …)
+            lo = (max(m, -n[1]), max(m, -n[0]))
+            hi = (min(h - c - m, h - c - n[1]), min(w - c - m, w - c - n[0]))
+            if hi[0] < lo[0] or hi[1] < lo[1]:
+                lo, hi = (m, m), (m, m)
+                n = np.zeros(2, dtype=int)
+            y0 = int(rng.integers(lo[0], hi[0] + 1))
+            x0 = int(rng.integers(lo[1], hi[1] + 1))
+            xb[b] = channels[half][:, scale * (y0 - m) : scale * (y0 + c + m),
+                                   scale * (x0 - m) : scale * (x0 + c + m)]
+            yb[b, 0] = targets[j, y0 + n[1] : y0 + n[1] + c, x0 + n[0] : x0 + n[0] + c]
+        x = torch.from_numpy(xb).to(device)
+        y = torch.from_numpy(yb).to(device)
+        opt.zero_grad()
+        predicted = _shift_bin(net(x), torch.from_numpy(frac).to(device), scale)[:, :, m : m + c, m : m + c]
+        loss = mse(predicted, y)
+        loss.backward()
+        opt.step()
+        history.append(float(loss.item()))
+        report.iterations = start + it + 1
+        if progress is not None:
+            progress(report.iterations, params.max_iterations + params.refine_iterations)
+    if history:
+        report.refine_losses = [history[i] for i in range(0, len(history), max(1, len(history) // _LOSS_SAMPLES))]
+        report.refine_final_loss = float(np.mean(history[-max(1, len(history) // 4):]))
+    return net.eval()
 
 
 def _group_channels(frames: npt.NDArray[np.float64], shifts: npt.NDArray[np.float64], scale: int,
@@ -220,6 +317,7 @@ def infer(net: ResidualSR, frames: npt.NDArray[np.floating], shifts_xy_px: npt.N
     was trained at) and their outputs averaged. Returns (sH, sW) float64 in the frames' units.
     """
     device = device or next(net.parameters()).device
+    net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks it
     stack = np.asarray(frames, dtype=np.float64)
     shifts = np.asarray(shifts_xy_px, dtype=np.float64)
     offset, gain = normalisation(stack, shifts)
@@ -231,7 +329,9 @@ def infer(net: ResidualSR, frames: npt.NDArray[np.floating], shifts_xy_px: npt.N
         acc = torch.zeros_like(x[:, :1])
         transforms = _ENSEMBLE[params.ensemble]
         for t in transforms:
-            acc += undo_dihedral(net(dihedral(x, t)), t)
+            # channels-last runs oneDNN's convolutions about twice as fast on a CPU
+            xt = dihedral(x, t).contiguous(memory_format=torch.channels_last)
+            acc += undo_dihedral(net(xt), t)
         total += (acc / len(transforms))[0, 0].cpu().numpy().astype(np.float64)
     return total / len(sets) * gain + offset
 
