@@ -20,7 +20,7 @@ help:
 	@echo "make lint    ruff, and mypy --strict on libs/ and services/"
 	@echo "make docs    regenerate docs/asyncapi.json from the contracts"
 	@echo "make train-holes  retrain the hole detector on the twin (about 30 min on 2 shared cores)"
-	@echo "make train-atlas  retrain the atlas square detector on twin atlases (~30 min on 2 cores)"
+	@echo "make train-atlas  retrain the atlas detector + crop classifier on twin atlases (~50 min on 2 cores)"
 
 setup: $(STAMP)
 
@@ -69,7 +69,8 @@ docs: setup
 train-holes: setup
 	$(BIN)/python -m hole_finder.train --samples 1000 --steps 3000 --batch 16 --threads 1 --workers 2
 
-# The shipped atlas model, from scratch: renders twin atlases (cached in bench/out/), trains, exports ONNX.
+# The shipped atlas models, from scratch: renders twin atlases (cached in bench/out/), trains the heat-map
+# detector and the crop classifier, exports both to ONNX.
 train-atlas: setup
 	$(BIN)/python -m atlas_detector.train --cache bench/out/atlas-train-cache \
 		--out services/atlas-detector/src/atlas_detector/models/atlas-squares

@@ -5,7 +5,9 @@ held-out set is of a grid kind left out of training entirely). Per class, averag
 IoU 0.5 (all-point interpolated, VOC style; a detection counts for its label with score =
 objectness × the label's probability), their mean over the classes present, class-agnostic
 recall and AP, for the network and for the classical baseline (SmartScope's legacy blur +
-threshold + contours finder, its class cuts tuned on the tuning seeds), in the same run. Speed:
+threshold + contours finder, its class cuts tuned on the tuning seeds), in the same run; and,
+as the "before" of the two-stage model, the heat map alone (no rescaled second run, no crop
+classifier: what atlas-squares-1 shipped as) on the same atlases in the same run. Speed:
 p50/p95 seconds per 2048² atlas on this machine's CPU (ONNX Runtime, 2 threads), and the
 microscope's time for the same atlas (the twin's timing model, 3 × 3 tiles) as a ratio.
 
@@ -173,9 +175,11 @@ def render_set(seed: int, count: int, *, held_out_from: int, cache: Path | None)
     return out
 
 
-def run_network(model: SquareModel, s: TwinSample, params: SquareParams) -> tuple[Any, float]:
+def run_network(model: SquareModel, s: TwinSample, params: SquareParams, *,
+                two_stage: bool = True) -> tuple[Any, float]:
     start = time.perf_counter()
-    found = find_squares(s.image, model.run, input_size=model.input_size, params=params)
+    found = find_squares(s.image, model.run, input_size=model.input_size, params=params,
+                         classifier=model.classifier if two_stage else None, rescale=two_stage)
     return found, time.perf_counter() - start
 
 
@@ -204,7 +208,7 @@ def real_atlas(model: SquareModel, ptolemy: Path, out_dir: Path, runs: int) -> d
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        found = find_squares(image, model.run, input_size=model.input_size)
+        found = find_squares(image, model.run, input_size=model.input_size, classifier=model.classifier)
         times.append(time.perf_counter() - start)
     ours_s = float(np.median(times))
     squares = found.squares
@@ -274,9 +278,13 @@ def main() -> int:
     parser.add_argument("--ptolemy", type=Path, default=Path("/tmp/atlas_ptolemy"), help="Ptolemy checkout + venv")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default 2)")
     parser.add_argument("--cache", type=Path, default=None, help="folder caching the rendered twin atlases")
+    parser.add_argument("--model", type=Path, default=None, help="detector ONNX (default: the shipped one)")
+    parser.add_argument("--classifier", type=Path, default=None,
+                        help="crop-classifier ONNX (default: the one beside the detector)")
     args = parser.parse_args()
     n_tune, n_held = (1, 2) if args.quick else (args.tuning, args.held_out)
-    model = SquareModel.load(threads=args.threads)
+    model = SquareModel.load(args.model, threads=args.threads,
+                             classifier=args.classifier if args.classifier is not None else True)
     model.warm_up()
     t0 = time.perf_counter()
     tuning = render_set(TUNING_SEED, n_tune, held_out_from=n_tune, cache=args.cache)
@@ -284,20 +292,24 @@ def main() -> int:
     render_s = time.perf_counter() - t0
     classical = tune_classical(tuning)
     params = SquareParams()
-    net, base, net_unseen = Tally(), Tally(), Tally()
-    latency = []
+    net, base, net_unseen, before = Tally(), Tally(), Tally(), Tally()
+    latency, latency_before = [], []
     for k, s in enumerate(held):
-        found, seconds = run_network(model, s, params)
-        latency.append(seconds)
-        boxes = np.array([q.box_px for q in found.squares]).reshape(-1, 4)
-        scores = np.array([q.score for q in found.squares])
-        labels = [q.label for q in found.squares]
-        net.add(boxes, scores, labels, s)
-        if k >= n_held // 2:
-            net_unseen.add(boxes, scores, labels, s)
+        for two_stage in (True, False):
+            found, seconds = run_network(model, s, params, two_stage=two_stage)
+            (latency if two_stage else latency_before).append(seconds)
+            boxes = np.array([q.box_px for q in found.squares]).reshape(-1, 4)
+            scores = np.array([q.score for q in found.squares])
+            labels = [q.label for q in found.squares]
+            if not two_stage:
+                before.add(boxes, scores, labels, s)
+                continue
+            net.add(boxes, scores, labels, s)
+            if k >= n_held // 2:
+                net_unseen.add(boxes, scores, labels, s)
         c = find_squares_classical(s.image, classical)
         base.add(c.boxes, c.scores, list(c.labels), s)
-    ours, baseline, unseen = net.figures(), base.figures(), net_unseen.figures()
+    ours, baseline, unseen, heat_only = net.figures(), base.figures(), net_unseen.figures(), before.figures()
     scope_s = TimingModel().atlas_s(3, 3)
     p50, p95 = float(np.percentile(latency, 50)), float(np.percentile(latency, 95))
     figures: dict[str, Any] = {
@@ -307,6 +319,10 @@ def main() -> int:
         "baseline_params": classical.__dict__,
         "unseen_kind_map": unseen["map"], "unseen_kind_recall": unseen["recall"],
         "unseen_kind_ap_good": unseen["ap"]["good"],
+        "heatmap_only_map": heat_only["map"], "heatmap_only_ap_good": heat_only["ap"]["good"],
+        "heatmap_only_recall": heat_only["recall"], "heatmap_only_ap_per_class": heat_only["ap"],
+        "heatmap_only_latency_p50_s": float(np.percentile(latency_before, 50)),
+        "two_stage": model.classifier is not None,
         "latency_p50_s": p50, "latency_p95_s": p95, "microscope_atlas_s": scope_s,
         "speed_ratio_vs_microscope": scope_s / p50,
         "truth_squares": ours["truth_squares"], "model_version": model.version, "providers": list(model.providers),
@@ -316,12 +332,14 @@ def main() -> int:
         "pixel_sizes_um": [round(s.pixel_size_um, 3) for s in held], "render_seconds": round(render_s, 1),
     }
     figures.update(real_atlas(model, args.ptolemy, ROOT / "bench" / "out", runs=5))
-    for key in ("ap_good", "map", "recall", "baseline_map", "baseline_ap_good", "unseen_kind_map", "latency_p50_s",
+    for key in ("ap_good", "map", "recall", "ap_square", "heatmap_only_ap_good", "heatmap_only_map",
+                "heatmap_only_recall", "baseline_map", "baseline_ap_good", "unseen_kind_map", "latency_p50_s",
                 "latency_p95_s", "speed_ratio_vs_microscope", "real_squares_found", "real_bright_called_good",
                 "ptolemy_squares", "ptolemy_found_by_ours", "speed_ratio_vs_ptolemy"):
         value = figures.get(key)
         print(f"{key:28s} {value:.3f}" if isinstance(value, float) else f"{key:28s} {value}")
     print("ap per class (ours)     ", {k: None if v is None else round(v, 3) for k, v in ours["ap"].items()})
+    print("ap per class (heat only)", {k: None if v is None else round(v, 3) for k, v in heat_only["ap"].items()})
     print("ap per class (classical)", {k: None if v is None else round(v, 3) for k, v in baseline["ap"].items()})
     for key in ("real_classes", "real_bright_outliers", "ptolemy_missed_by_ours", "ours_not_ptolemy",
                 "ptolemy_skipped", "real_skipped"):

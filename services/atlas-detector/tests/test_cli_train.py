@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from atlas_detector import cli
-from atlas_detector.model import SquareModel
+from atlas_detector.crop_data import crop_bank
+from atlas_detector.model import CLASSIFIER_FILE, SquareModel
 from atlas_detector.squares import find_squares
-from atlas_detector.train import export_onnx, train
+from atlas_detector.train import export_classifier_onnx, export_onnx, train, train_classifier
 from atlas_detector.twin_data import twin_sample
 from gridpilot.detect_cli import detectors
 from gridpilot.storage.mrc import write_mrc
@@ -81,8 +82,32 @@ def test_a_tiny_model_trains_exports_and_runs_in_onnx_runtime(tmp_path: Path) ->
     assert result.timings_s["total"] > 0
 
 
+def test_a_tiny_crop_classifier_trains_exports_and_is_loaded_beside_the_detector(tmp_path: Path) -> None:
+    samples = [twin_sample(6, n, shape=(160, 160), pixel_size_um=1.5) for n in range(2)]
+    bank = crop_bank(samples, np.random.default_rng(0), augments=1)
+    squares = sum(len(s.boxes) for s in samples)
+    assert (bank.classes < 7).sum() == squares and (bank.classes == 7).sum() >= 2 and bank.crops.shape[1:] == (32, 32)
+    net, record = train_classifier(bank, steps=2, batch=8, width=4, lr=1e-3, seed=0, threads=1)
+    assert np.isfinite(record["history"][-1]["total"])
+    detector, _ = train(samples, steps=1, batch=1, width=4, lr=1e-3, crop=128, seed=0, threads=1)
+    export_onnx(detector, tmp_path / "det.onnx", input_size=128, metadata={"version": "tiny-0"})
+    export_classifier_onnx(net, tmp_path / CLASSIFIER_FILE, metadata={"version": "tiny-cls-0"})
+    model = SquareModel.load(tmp_path / "det.onnx", threads=1)
+    assert model.classifier is not None and "/tiny-cls-0+" in model.version
+    import torch
+
+    x = bank.crops[:3].astype(np.float32)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)[:, None]).numpy()
+    np.testing.assert_allclose(model.classifier.run(x), expected, atol=1e-4)
+    assert model.classifier.run(np.zeros((0, 32, 32), np.float32)).shape == (0, 12)
+    result = find_squares(samples[0].image, model.run, input_size=model.input_size, classifier=model.classifier)
+    assert all(len(sq.class_probs) == 7 for sq in result.squares)
+    assert SquareModel.load(tmp_path / "det.onnx", threads=1, classifier=False).classifier is None
+
+
 @pytest.mark.parametrize("module", ["preprocessing", "decoding", "targets", "lattice", "augment", "picture",
-                                    "network", "api", "twin_data", "model", "squares"])
+                                    "network", "api", "twin_data", "model", "squares", "crops", "crop_data"])
 def test_doctests(module: str) -> None:
     mod = importlib.import_module(f"atlas_detector.{module}")
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)

@@ -43,15 +43,16 @@ def _grid(shape: tuple[int, int]) -> tuple[F64, F64]:
     return np.mgrid[0:h, 0:w].astype(np.float64)  # type: ignore[return-value]
 
 
-def _texture(a: F32, rng: np.random.Generator) -> F32:
+def _texture(a: F32, rng: np.random.Generator, period_px: tuple[float, float] = (2.0, 6.0),
+             amplitude: tuple[float, float] = (0.03, 0.15)) -> F32:
     """A hole lattice (period 2–6 px, any angle) modulating the bright (film) areas."""
     rows, cols = _grid(a.shape)
-    period, theta = rng.uniform(2.0, 6.0), rng.uniform(0, math.pi / 2)
+    period, theta = rng.uniform(*period_px), rng.uniform(0, math.pi / 2)
     u = (cols * math.cos(theta) + rows * math.sin(theta)) * 2 * math.pi / period
     v = (-cols * math.sin(theta) + rows * math.cos(theta)) * 2 * math.pi / period
     pattern = np.cos(u) * np.cos(v)
     film = np.clip((a - 0.2) / 0.4, 0.0, 1.0)
-    return np.asarray(a * (1 + rng.uniform(0.03, 0.15) * pattern * film), dtype=np.float32)
+    return np.asarray(a * (1 + rng.uniform(*amplitude) * pattern * film), dtype=np.float32)
 
 
 def _vignette_and_seams(a: F32, rng: np.random.Generator, seams: bool) -> F32:
@@ -108,22 +109,28 @@ def _noise(a: F32, rng: np.random.Generator) -> F32:
     return np.asarray(counts + rng.normal(0, rng.uniform(0.0, 0.04), a.shape), dtype=np.float32)
 
 
-def randomise(image: F32, rng: np.random.Generator) -> F32:
+def randomise(image: F32, rng: np.random.Generator, *, skip: frozenset[str] = frozenset(),
+              texture_period_px: tuple[float, float] = (2.0, 6.0),
+              texture_amplitude: tuple[float, float] = (0.03, 0.15)) -> F32:
     """Apply every randomisation with its probability (see the module docstring).
 
     Parameters
     ----------
     image : (H, W) float32, normalised (bars ≈ 0, open film ≈ 0.5–1)
     rng : the generator
+    skip : randomisations left out (keys of ``_P``; the crop classifier skips ``"debris"``)
+    texture_period_px, texture_amplitude : ranges of the hole-lattice texture (the crop
+        classifier widens them: a real atlas at 0.4 µm/px shows its holes 10 px apart, on
+        every square, while the twin shows them strongly only on dry squares)
 
     Returns
     -------
     (H, W) float32 of the same scale (not re-normalised).
     """
     a = np.asarray(image, dtype=np.float32)
-    p = {k: rng.random() < v for k, v in _P.items()}
+    p = {k: rng.random() < v and k not in skip for k, v in _P.items()}
     if p["texture"]:
-        a = _texture(a, rng)
+        a = _texture(a, rng, texture_period_px, texture_amplitude)
     if p["debris"]:
         a = _blobs(a, rng, n=int(rng.integers(1, 8)), radius_px=(2.0, 25.0), value=(0.0, 0.25))
     if p["specks"]:

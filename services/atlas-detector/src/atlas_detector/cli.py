@@ -91,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
         shape = (int(array.shape[-2]), int(array.shape[-1]))
         found = find_squares(array, model.run, input_size=model.input_size, pixel_size_um=px,
                              image_to_stage=centred_affine(shape, px) if px else None,
-                             params=SquareParams(score_threshold=args.threshold))
+                             params=SquareParams(score_threshold=args.threshold), classifier=model.classifier)
     except (GridpilotError, NotFound) as exc:
         print(f"gridpilot detect atlas: {exc}", file=sys.stderr)
         return 2

@@ -30,10 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["N_CLASSES", "N_OUTPUTS", "SquareNet", "Targets", "detection_loss"]
+__all__ = ["CROP_OUTPUTS", "N_CLASSES", "N_OUTPUTS", "CropNet", "SquareNet", "Targets", "crop_loss", "detection_loss"]
 
 N_CLASSES: Final[int] = 7
 N_OUTPUTS: Final[int] = 1 + N_CLASSES + 2 + 2
+#: The crop classifier's outputs: seven class logits, a background logit (no square), then the
+#: box correction (dx, dy, dlog w, dlog h).
+CROP_OUTPUTS: Final[int] = N_CLASSES + 1 + 4
 #: CenterNet focal-loss exponents (α on the prediction, β on the penalty reduction).
 _FOCAL_ALPHA: Final[float] = 2.0
 _FOCAL_BETA: Final[float] = 4.0
@@ -131,3 +134,53 @@ def detection_loss(out: torch.Tensor, t: Targets, class_weights: torch.Tensor) -
         cls_loss = size_loss = off_loss = out.sum() * 0.0
     total = heat_loss + _W_CLASS * cls_loss + _W_SIZE * size_loss + _W_OFFSET * off_loss
     return {"total": total, "heat": heat_loss, "cls": cls_loss, "size": size_loss, "offset": off_loss}
+
+
+class CropNet(nn.Module):
+    """The second stage: one square's crop (:mod:`atlas_detector.crops`) → class logits + box correction.
+
+    Four stages at 32², 16², 8², 4² (``width`` → 8 × ``width`` channels), then the mean and the
+    maximum over the last map (a crack or a crystal is small: the maximum keeps it) into one
+    linear layer. Output ``(B, 12)``: seven class logits, the background logit, then
+    ``dx, dy, dlog_w, dlog_h`` in tanh units (:func:`atlas_detector.crops.refine_boxes`).
+
+    >>> CropNet(width=4)(torch.zeros(2, 1, 32, 32)).shape
+    torch.Size([2, 12])
+    """
+
+    def __init__(self, width: int = 12) -> None:
+        super().__init__()
+        c = [width, 2 * width, 4 * width, 8 * width]
+        self.features = nn.Sequential(
+            _conv(1, c[0]), _conv(c[0], c[0]), nn.MaxPool2d(2),
+            _conv(c[0], c[1]), _conv(c[1], c[1]), nn.MaxPool2d(2),
+            _conv(c[1], c[2]), _conv(c[2], c[2]), nn.MaxPool2d(2),
+            _conv(c[2], c[3]))
+        self.head = nn.Linear(2 * c[3], CROP_OUTPUTS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.features(x)
+        pooled = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)
+        out: torch.Tensor = self.head(pooled)
+        return out
+
+
+def crop_loss(out: torch.Tensor, cls: torch.Tensor, deltas: torch.Tensor,
+              class_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Cross-entropy on the class (label smoothing 0.05) + smooth L1 on the box correction of
+    the crops on a square (class < 7; background crops have no box).
+
+    Parameters
+    ----------
+    out : (B, 12) network output
+    cls : (B,) class indices (7 = background)
+    deltas : (B, 4) box-correction targets in tanh units (:func:`atlas_detector.crops.box_deltas`)
+    class_weights : (8,) optional weights of the cross-entropy
+    """
+    cls_loss = F.cross_entropy(out[:, :N_CLASSES + 1], cls, weight=class_weights, label_smoothing=0.05)
+    sq = cls < N_CLASSES
+    if sq.any():
+        box_loss = F.smooth_l1_loss(torch.tanh(out[sq, N_CLASSES + 1:]), torch.tanh(deltas[sq]), beta=0.1)
+    else:
+        box_loss = out.sum() * 0.0
+    return {"total": cls_loss + 2.0 * box_loss, "cls": cls_loss, "box": box_loss}

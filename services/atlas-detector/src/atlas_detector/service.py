@@ -80,7 +80,8 @@ async def run_atlas_job(job: DetectAtlasJob, store: ObjectStore, model: SquareMo
     array, _ = decode_atlas(await store.get_bytes(job.atlas_key))
     found = await asyncio.to_thread(
         find_squares, array, model.run, input_size=model.input_size, pixel_size_um=job.pixel_size_a / A_PER_UM,
-        image_to_stage=job.image_to_stage, params=SquareParams(score_threshold=job.score_threshold))
+        image_to_stage=job.image_to_stage, params=SquareParams(score_threshold=job.score_threshold),
+        classifier=model.classifier)
     result = to_result(job, found, model_version=model.version, service=service,
                        elapsed_s=time.perf_counter() - start)
     logger.info("atlas %s: %d squares (%d good), lattice %s, %.2f s", job.atlas_key, len(result.squares),

@@ -6,6 +6,17 @@ its heat map into boxes with class probabilities over the seven classes, removes
 each square on the normalised atlas: open area and intensity statistics. The pixel size is
 not needed to find squares; with it, areas are reported in µm² and the lattice pitch in µm.
 
+Two refinements, both without the pixel size. **Scale:** the heat map finds squares best
+when they span about 28 network pixels; when the median square found at the full input is
+larger than ``RESCALE_ABOVE_PX``, the atlas is letterboxed again to the size that brings it
+there and the network is run once more, on the smaller input, whose squares are kept.
+**Second stage:** with a crop classifier (:class:`atlas_detector.model.CropClassifier`),
+every found square is cut out of the atlas at its own resolution (:mod:`atlas_detector.crops`)
+and the classifier's class probabilities replace the heat map's; its box correction is
+applied; the objectness is multiplied by the classifier's probability that the box holds a
+square at all (not bar, rim or clip ring), boxes that fall below the score threshold are
+dropped, and duplicates are removed once more.
+
 >>> result = find_squares(atlas, SquareModel.load(), pixel_size_um=1.0)  # doctest: +SKIP
 >>> result.squares[0].label, result.lattice.rotation_deg  # doctest: +SKIP
 ('good', 44.8)
@@ -15,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -24,11 +35,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from gridpilot.contracts.detect import SQUARE_CLASSES, SquareClass
 from gridpilot.detection import nms_boxes
 
+from .crops import refine_boxes, square_crops
 from .decoding import STRIDE, decode_boxes, peak_cells, softmax
 from .lattice import Affine, LatticeFit, fit_lattice, pixel_to_stage
 from .preprocessing import check_atlas, check_pixel_size_um, letterbox, normalise
 
-__all__ = ["AtlasSquares", "FoundSquare", "SquareParams", "decode_output", "find_squares", "square_stats"]
+__all__ = ["AtlasSquares", "Classifier", "FoundSquare", "SquareParams", "classify_squares", "decode_output",
+           "find_squares", "rescaled_input_size", "square_stats"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -39,6 +52,24 @@ NMS_IOU: Final[float] = 0.3
 SCORE_THRESHOLD: Final[float] = 0.2
 #: A pixel is open (film or hole, not bar) above this normalised intensity.
 OPEN_LEVEL: Final[float] = 0.25
+#: Median square side (network pixels) above which the atlas is run again at a smaller input,
+#: and the side that second input aims for (bench/atlas.py: recall on 0.3–1 µm/px atlases).
+RESCALE_ABOVE_PX: Final[float] = 36.0
+RESCALE_TARGET_PX: Final[float] = 28.0
+#: Smallest network input of the second run (a multiple of 32).
+MIN_INPUT_PX: Final[int] = 256
+
+
+class Classifier(Protocol):
+    """The second stage (:class:`atlas_detector.model.CropClassifier`): crops → (N, 11) outputs."""
+
+    @property
+    def crop_px(self) -> int: ...
+
+    @property
+    def context(self) -> float: ...
+
+    def run(self, crops: F32) -> F32: ...
 
 
 class SquareParams(BaseModel):
@@ -104,6 +135,46 @@ def decode_output(out: F32, params: SquareParams) -> tuple[F64, F64, F64]:
     return boxes[keep], objectness[keep], probs[keep].reshape(-1, len(SQUARE_CLASSES))
 
 
+def rescaled_input_size(boxes_net: F64, input_size: int) -> int | None:
+    """The smaller input at which the median found square spans ``RESCALE_TARGET_PX``, or None
+    when the squares are already small enough (or none were found).
+
+    >>> import numpy as np
+    >>> rescaled_input_size(np.array([[0.0, 0.0, 56.0, 56.0]]), 1024)
+    512
+    >>> rescaled_input_size(np.array([[0.0, 0.0, 30.0, 30.0]]), 1024) is None
+    True
+    """
+    b = np.asarray(boxes_net, dtype=np.float64).reshape(-1, 4)
+    if len(b) == 0:
+        return None
+    side = float(np.median(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])))
+    if side <= RESCALE_ABOVE_PX:
+        return None
+    size = round(input_size * RESCALE_TARGET_PX / side / 32.0) * 32
+    return max(MIN_INPUT_PX, min(size, input_size - 32))
+
+
+def classify_squares(norm: F32, boxes: F64, classifier: Classifier) -> tuple[F64, F64, F64]:
+    """The second stage on atlas-pixel boxes: refined boxes (clipped to the atlas), (N, 7) class
+    probabilities, and (N,) the probability that a box holds no square (0 for a classifier
+    without the background output)."""
+    crops = square_crops(norm, boxes, size=classifier.crop_px, context=classifier.context)
+    out = classifier.run(crops).astype(np.float64)
+    n_cls = len(SQUARE_CLASSES)
+    n_bg = out.shape[1] - n_cls - 4 if out.ndim == 2 else 0
+    if len(out) == 0:
+        return boxes.reshape(-1, 4), np.zeros((0, n_cls)), np.zeros(0)
+    probs = softmax(out[:, :n_cls + n_bg].T, axis=0).T
+    p_none = probs[:, n_cls] if n_bg else np.zeros(len(out))
+    probs = probs[:, :n_cls] / np.maximum(probs[:, :n_cls].sum(axis=1, keepdims=True), 1e-12)
+    refined = refine_boxes(boxes, out[:, n_cls + n_bg:n_cls + n_bg + 4], context=classifier.context)
+    h, w = norm.shape
+    refined[:, [0, 2]] = np.clip(refined[:, [0, 2]], 0.0, w)
+    refined[:, [1, 3]] = np.clip(refined[:, [1, 3]], 0.0, h)
+    return refined, probs, p_none
+
+
 def square_stats(norm: F32, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
     """Mean, std, median and open fraction of a normalised atlas inside a box (atlas pixels).
 
@@ -122,7 +193,8 @@ def square_stats(norm: F32, box: tuple[float, float, float, float]) -> tuple[flo
 
 def find_squares(image: npt.NDArray[np.generic], run: Callable[[F32], F32], *, input_size: int,
                  pixel_size_um: float | None = None, image_to_stage: Affine | None = None,
-                 params: SquareParams | None = None) -> AtlasSquares:
+                 params: SquareParams | None = None, classifier: Classifier | None = None,
+                 rescale: bool = True) -> AtlasSquares:
     """Find and classify the squares of an atlas.
 
     Parameters
@@ -133,6 +205,8 @@ def find_squares(image: npt.NDArray[np.generic], run: Callable[[F32], F32], *, i
     pixel_size_um : µm per atlas pixel, only for reporting µm (checked when given)
     image_to_stage : affine ``(x_px, y_px, 1) → stage µm``; without it no stage positions
     params : decoding parameters
+    classifier : the second stage (class probabilities and box correction from crops)
+    rescale : run again at a smaller input when the squares found are large (module doc)
 
     Returns
     -------
@@ -153,9 +227,20 @@ def find_squares(image: npt.NDArray[np.generic], run: Callable[[F32], F32], *, i
     boxed, lb = letterbox(norm, input_size)
     t1 = time.perf_counter()
     out = run(boxed)
-    t2 = time.perf_counter()
     boxes_net, objectness, probs = decode_output(out, p)
+    second = rescaled_input_size(boxes_net, input_size) if rescale else None
+    if second is not None:
+        boxed, lb = letterbox(norm, second)
+        boxes_net, objectness, probs = decode_output(run(boxed), p)
     boxes = lb.to_image(boxes_net)
+    t2 = time.perf_counter()
+    if classifier is not None and len(boxes):
+        boxes, probs, p_none = classify_squares(norm, boxes, classifier)
+        objectness = objectness * (1.0 - p_none)  # a box the classifier sees no square in fades out
+        keep = nms_boxes(boxes, objectness, iou_threshold=p.nms_iou)
+        keep = keep[objectness[keep] >= p.score_threshold]
+        boxes, objectness, probs = boxes[keep], objectness[keep], probs[keep]
+    t_cls = time.perf_counter()
     found = []
     for box, obj, pr in zip(boxes, objectness, probs, strict=True):
         b = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
@@ -172,4 +257,5 @@ def find_squares(image: npt.NDArray[np.generic], run: Callable[[F32], F32], *, i
     lattice = fit_lattice(np.array([s.centre_px for s in found]).reshape(-1, 2))
     t3 = time.perf_counter()
     return AtlasSquares(squares=tuple(found), lattice=lattice, pixel_size_um=px,
-                        timings_s={"prepare": t1 - t0, "network": t2 - t1, "decode": t3 - t2, "total": t3 - t0})
+                        timings_s={"prepare": t1 - t0, "network": t2 - t1, "classify": t_cls - t2,
+                                   "decode": t3 - t_cls, "total": t3 - t0, "input_px": float(second or input_size)})

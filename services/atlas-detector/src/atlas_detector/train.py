@@ -9,6 +9,13 @@ Grid kinds in ``twin_data.HELD_OUT_KINDS`` are never rendered here.
 examples:
   python -m atlas_detector.train --out services/atlas-detector/src/atlas_detector/models/atlas-squares
   python -m atlas_detector.train --samples 4 --steps 3 --width 4 --out /tmp/tiny   # a smoke run
+  python -m atlas_detector.train --stage classifier --out services/atlas-detector/src/atlas_detector/models/atlas-squares
+
+The second stage, the crop classifier (``--stage classifier``, or both with ``--stage all``),
+renders ``--cls-samples`` twin atlases of its own (seed ``--cls-seed``, at the atlas's own
+binning), cuts every square out of them ``--cls-augments`` times randomised (crop_data.py),
+trains :class:`~atlas_detector.network.CropNet` for ``--cls-steps`` steps of class-balanced
+batches, and writes ``atlas-classes.onnx`` and ``.json`` beside ``OUT``.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ import numpy.typing as npt
 from gridpilot.contracts.detect import SQUARE_CLASSES
 
 from .augment import flip_boxes, randomise, rot90_boxes
+from .crop_data import CropBank, augment_crops, crop_bank, load_or_render
+from .crops import CONTEXT, CROP_PX
 from .decoding import STRIDE
 from .preprocessing import normalise
 from .targets import encode_targets
@@ -42,17 +51,21 @@ from .twin_data import (
     twin_sample,
 )
 
-__all__ = ["MODEL_VERSION", "add_args", "export_onnx", "main", "train"]
+__all__ = ["CLASSIFIER_VERSION", "MODEL_VERSION", "add_args", "export_classifier_onnx", "export_onnx", "main", "train",
+           "train_classifier"]
 
 logger = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
 MODEL_VERSION: Final[str] = "atlas-squares-1"
+CLASSIFIER_VERSION: Final[str] = "atlas-classes-1"
 #: Side of the rendered training atlases and of the crops the network trains on.
 _RENDER_PX: Final[int] = 384
 _CROP_PX: Final[int] = 256
 #: Exported input side: a 2048² atlas is seen at half resolution.
 _EXPORT_INPUT: Final[int] = 1024
+#: The crop classifier's classes: the seven square classes and background (crop_data.BACKGROUND).
+_CROP_CLASSES: Final[tuple[str, ...]] = (*SQUARE_CLASSES, "background")
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +81,16 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", type=Path, default=None, help="folder caching the rendered atlases")
     parser.add_argument("--render-px", type=int, default=_RENDER_PX, help="side of the rendered atlases")
     parser.add_argument("--crop-px", type=int, default=_CROP_PX, help="side of the training crops")
+    parser.add_argument("--stage", choices=("all", "detector", "classifier"), default="all",
+                        help="train the heat-map detector, the crop classifier, or both (default)")
+    parser.add_argument("--cls-seed", type=int, default=1001, help="seed of the classifier's twin set (default 1001)")
+    parser.add_argument("--cls-samples", type=int, default=800, help="classifier twin atlases (default 800)")
+    parser.add_argument("--cls-render-px", type=int, default=512, help="side of the classifier's renders (default 512)")
+    parser.add_argument("--cls-augments", type=int, default=2, help="randomised copies of each (default 2)")
+    parser.add_argument("--cls-steps", type=int, default=2000, help="classifier optimiser steps (default 2000)")
+    parser.add_argument("--cls-batch", type=int, default=128, help="crops per classifier step (default 128)")
+    parser.add_argument("--cls-width", type=int, default=12, help="classifier width (default 12)")
+    parser.add_argument("--cls-lr", type=float, default=3e-3, help="classifier peak learning rate (default 3e-3)")
 
 
 def _load_or_render(seed: int, n: int, cache: Path | None, render_px: int) -> TwinSample:
@@ -196,8 +219,110 @@ def export_onnx(net: Any, path: Path, *, input_size: int = _EXPORT_INPUT, metada
     return path
 
 
+def train_classifier(bank: CropBank, *, steps: int, batch: int, width: int, lr: float, seed: int,
+                     threads: int) -> tuple[Any, dict[str, Any]]:
+    """Train a CropNet on a crop bank; returns the network (eval mode) and a training record.
+
+    Batches are drawn with weights ∝ 1/√(class frequency) (rare classes oversampled, good still
+    the most common: the argmax keeps a prior towards the usual class), then flipped and turned.
+    """
+    import torch
+
+    from .network import CropNet, crop_loss
+
+    torch.set_num_threads(max(1, threads))
+    torch.manual_seed(seed)
+    rng = np.random.default_rng([seed, 11])
+    counts = np.bincount(bank.classes, minlength=len(_CROP_CLASSES)).astype(np.float64)
+    p = 1.0 / np.sqrt(np.maximum(counts, 1.0))[bank.classes]
+    p = p / p.sum()
+    net = CropNet(width=width)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
+    history: list[dict[str, float]] = []
+    start = time.perf_counter()
+    net.train()
+    for step in range(steps):
+        idx = rng.choice(len(p), size=batch, p=p)
+        x, d = augment_crops(bank.crops[idx].astype(np.float32), bank.deltas[idx], rng)
+        out = net(torch.from_numpy(np.ascontiguousarray(x[:, None])))
+        losses = crop_loss(out, torch.from_numpy(bank.classes[idx]), torch.from_numpy(d))
+        opt.zero_grad()
+        losses["total"].backward()  # type: ignore[no-untyped-call]
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        sched.step()
+        if step % 100 == 0 or step == steps - 1:
+            rec = {k: round(float(v.detach()), 4) for k, v in losses.items()}
+            rec["step"] = step
+            rec["accuracy"] = round(float((out[:, :len(_CROP_CLASSES)].argmax(1).numpy() == bank.classes[idx]).mean()), 3)
+            history.append(rec)
+            logger.info("classifier step %d/%d loss %.3f (cls %.3f box %.3f) acc %.2f %.0f s", step, steps,
+                        rec["total"], rec["cls"], rec["box"], rec["accuracy"], time.perf_counter() - start)
+    net.eval()
+    record = {"steps": steps, "batch": batch, "width": width, "lr": lr, "crop_px": int(bank.crops.shape[-1]),
+              "context": CONTEXT, "crops": len(bank.classes),
+              "class_counts": dict(zip(_CROP_CLASSES, counts.astype(int).tolist(), strict=True)),
+              "train_seconds": round(time.perf_counter() - start, 1), "history": history,
+              "parameters": int(sum(p.numel() for p in net.parameters()))}
+    return net, record
+
+
+def export_classifier_onnx(net: Any, path: Path, *, metadata: dict[str, str]) -> Path:
+    """Export the crop classifier to ONNX (input ``crops`` (N, 1, S, S), dynamic N; output ``logits``)."""
+    import onnx
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dummy = torch.zeros(2, 1, CROP_PX, CROP_PX)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(net, (dummy,), str(path), input_names=["crops"], output_names=["logits"],
+                          dynamic_axes={"crops": {0: "n"}, "logits": {0: "n"}}, opset_version=17, dynamo=False)
+    model = onnx.load(str(path))
+    for key, value in {**metadata, "crop_px": str(CROP_PX), "context": str(CONTEXT)}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(path))
+    return path
+
+
+def _main_classifier(args: argparse.Namespace, out: Path) -> int:
+    start = time.perf_counter()
+    items = range(args.cls_samples)
+    if args.jobs > 1:
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            samples = list(pool.map(load_or_render, repeat(args.cls_seed), items, repeat(args.cache),
+                                    repeat(args.cls_render_px), chunksize=4))
+    else:
+        samples = [load_or_render(args.cls_seed, n, args.cache, args.cls_render_px) for n in items]
+    bank = crop_bank(samples, np.random.default_rng([args.cls_seed, 3]), augments=args.cls_augments)
+    render_s = time.perf_counter() - start
+    logger.info("%d crops from %d twin atlases in %.0f s", len(bank.classes), len(samples), render_s)
+    net, record = train_classifier(bank, steps=args.cls_steps, batch=args.cls_batch, width=args.cls_width,
+                                   lr=args.cls_lr, seed=args.cls_seed, threads=args.threads)
+    onnx_path = export_classifier_onnx(net, out.with_suffix(".onnx"), metadata={
+        "version": CLASSIFIER_VERSION, "classes": ",".join(SQUARE_CLASSES), "background": "1", "train_seed": str(args.cls_seed),
+        "train_samples": str(args.cls_samples)})
+    record.update({"version": CLASSIFIER_VERSION, "train_seed": args.cls_seed, "train_items": [0, args.cls_samples - 1],
+                   "render_px": args.cls_render_px, "augments": args.cls_augments,
+                   "held_out_kinds": [list(k) for k in sorted(HELD_OUT_KINDS)], "render_seconds": round(render_s, 1),
+                   "kinds": sorted({"/".join(map(str, s.kind)) for s in samples}),
+                   "onnx_bytes": onnx_path.stat().st_size})
+    out.with_suffix(".json").write_text(json.dumps(record, indent=1))
+    logger.info("wrote %s (%.2f MB) in %.0f s", onnx_path, onnx_path.stat().st_size / 1e6, time.perf_counter() - start)
+    return 0 if math.isfinite(record["history"][-1]["total"]) else 1
+
+
 def main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    rc = _main_detector(args) if args.stage in ("all", "detector") else 0
+    if rc == 0 and args.stage in ("all", "classifier"):
+        rc = _main_classifier(args, Path(args.out).parent / "atlas-classes")
+    return rc
+
+
+def _main_detector(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.jobs > 1:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
