@@ -61,7 +61,8 @@ TUNING_SEED, HELD_OUT_SEED = 2000, 3000  # training uses seed 1000 (atlas_detect
 ATLAS_SHAPE = (2048, 2048)
 PIXEL_RANGE_UM = (0.3, 2.0)
 IOU = 0.5
-# A broken square (film gone) is saturated: at least a quarter of its box at the top of the range.
+# A broken square (film gone) is saturated: at least a quarter of the middle of its box (the
+# central half of each side, inside the square however the box fits it) at the top of the range.
 BRIGHT_LEVEL, BRIGHT_FRACTION = 0.95, 0.25
 
 _PTOLEMY_RUNNER = """
@@ -215,7 +216,8 @@ def real_atlas(model: SquareModel, ptolemy: Path, out_dir: Path, runs: int) -> d
     norm = normalise(image)
 
     def bright_fraction(box: tuple[float, float, float, float]) -> float:
-        x0, y0, x1, y1 = (round(v) for v in box)
+        qx, qy = (box[2] - box[0]) / 4, (box[3] - box[1]) / 4
+        x0, y0, x1, y1 = round(box[0] + qx), round(box[1] + qy), round(box[2] - qx), round(box[3] - qy)
         return float((norm[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)] >= BRIGHT_LEVEL).mean())
 
     bright = [i for i, sq in enumerate(squares) if bright_fraction(sq.box_px) >= BRIGHT_FRACTION]

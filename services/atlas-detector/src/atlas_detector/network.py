@@ -148,7 +148,7 @@ class CropNet(nn.Module):
     torch.Size([2, 12])
     """
 
-    def __init__(self, width: int = 12) -> None:
+    def __init__(self, width: int = 8) -> None:
         super().__init__()
         c = [width, 2 * width, 4 * width, 8 * width]
         self.features = nn.Sequential(

@@ -12,7 +12,8 @@ larger than ``RESCALE_ABOVE_PX``, the atlas is letterboxed again to the size tha
 there and the network is run once more, on the smaller input, whose squares are kept.
 **Second stage:** with a crop classifier (:class:`atlas_detector.model.CropClassifier`),
 every found square is cut out of the atlas at its own resolution (:mod:`atlas_detector.crops`)
-and the classifier's class probabilities replace the heat map's; its box correction is
+and the class probabilities become the normalised geometric mean of the classifier's and
+the heat map's (``SquareParams.heatmap_class_weight``); the classifier's box correction is
 applied; the objectness is multiplied by the classifier's probability that the box holds a
 square at all (not bar, rim or clip ring), boxes that fall below the score threshold are
 dropped, and duplicates are removed once more.
@@ -56,6 +57,9 @@ OPEN_LEVEL: Final[float] = 0.25
 #: and the side that second input aims for (bench/atlas.py: recall on 0.3–1 µm/px atlases).
 RESCALE_ABOVE_PX: Final[float] = 36.0
 RESCALE_TARGET_PX: Final[float] = 28.0
+#: Weight of the heat map's class probabilities beside the crop classifier's (geometric mean):
+#: chosen on the bench's tuning atlases (seed 2000) among 0, 0.25 and 0.5.
+HEATMAP_CLASS_WEIGHT: Final[float] = 0.5
 #: Smallest network input of the second run (a multiple of 32).
 MIN_INPUT_PX: Final[int] = 256
 
@@ -79,6 +83,9 @@ class SquareParams(BaseModel):
 
     score_threshold: float = Field(SCORE_THRESHOLD, ge=0, le=1, description="minimum objectness")
     nms_iou: float = Field(NMS_IOU, gt=0, le=1)
+    heatmap_class_weight: float = Field(HEATMAP_CLASS_WEIGHT, ge=0, le=1, description=(
+        "with a crop classifier: the class probabilities are the normalised geometric mean of the "
+        "heat map's (this weight) and the classifier's (1 − weight)"))
 
 
 @dataclass(frozen=True)
@@ -235,7 +242,12 @@ def find_squares(image: npt.NDArray[np.generic], run: Callable[[F32], F32], *, i
     boxes = lb.to_image(boxes_net)
     t2 = time.perf_counter()
     if classifier is not None and len(boxes):
+        heat_probs = probs
         boxes, probs, p_none = classify_squares(norm, boxes, classifier)
+        if p.heatmap_class_weight > 0:
+            w = p.heatmap_class_weight
+            mix = np.exp(w * np.log(np.maximum(heat_probs, 1e-9)) + (1 - w) * np.log(np.maximum(probs, 1e-9)))
+            probs = mix / mix.sum(axis=1, keepdims=True)
         objectness = objectness * (1.0 - p_none)  # a box the classifier sees no square in fades out
         keep = nms_boxes(boxes, objectness, iou_threshold=p.nms_iou)
         keep = keep[objectness[keep] >= p.score_threshold]

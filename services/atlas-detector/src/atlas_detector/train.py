@@ -84,12 +84,12 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage", choices=("all", "detector", "classifier"), default="all",
                         help="train the heat-map detector, the crop classifier, or both (default)")
     parser.add_argument("--cls-seed", type=int, default=1001, help="seed of the classifier's twin set (default 1001)")
-    parser.add_argument("--cls-samples", type=int, default=800, help="classifier twin atlases (default 800)")
+    parser.add_argument("--cls-samples", type=int, default=1200, help="classifier twin atlases (default 1200)")
     parser.add_argument("--cls-render-px", type=int, default=512, help="side of the classifier's renders (default 512)")
     parser.add_argument("--cls-augments", type=int, default=2, help="randomised copies of each (default 2)")
-    parser.add_argument("--cls-steps", type=int, default=2000, help="classifier optimiser steps (default 2000)")
+    parser.add_argument("--cls-steps", type=int, default=3000, help="classifier optimiser steps (default 3000)")
     parser.add_argument("--cls-batch", type=int, default=128, help="crops per classifier step (default 128)")
-    parser.add_argument("--cls-width", type=int, default=12, help="classifier width (default 12)")
+    parser.add_argument("--cls-width", type=int, default=8, help="classifier width (default 8)")
     parser.add_argument("--cls-lr", type=float, default=3e-3, help="classifier peak learning rate (default 3e-3)")
 
 
