@@ -74,7 +74,7 @@ HELD_OUT_SEED: Final[int] = 3200
 SPECIES: Final[tuple[str, ...]] = ("blob_chain", "apoferritin")
 BENCH_DIAMETER_PX: Final[float] = 24.0
 #: Topaz works on micrographs downsampled so the particle is about this wide (its resnet's field).
-TOPAZ_DIAMETER_PX: Final[float] = 24.0
+TOPAZ_DIAMETER_PX: Final[float] = 16.0
 
 Picks3 = tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
 
@@ -402,10 +402,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-relion", action="store_true")
     parser.add_argument("--no-real", action="store_true")
     parser.add_argument("--no-twin", action="store_true", help="only the real data sets")
+    parser.add_argument("--species", nargs="+", default=list(SPECIES), choices=SPECIES, help="twin conditions")
+    parser.add_argument("--real-sets", nargs="+", default=["spa-cryoppp-10059", "spa-cryoppp-10947"])
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "out" / "spa-twin-cache")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    species: tuple[str, ...] = SPECIES
+    species: tuple[str, ...] = tuple(args.species)
     shape = (384, 384)
     if args.quick:
         species, shape = ("blob_chain",), (192, 192)
@@ -442,12 +444,13 @@ def main(argv: list[str] | None = None) -> int:
             _pool(out, conditions, "")
         real = []
         if not args.no_real:
-            for ds in ("spa-cryoppp-10059", "spa-cryoppp-10947"):
+            for ds in args.real_sets:
                 folder = REAL / ds
                 if not folder.is_dir():
                     out.setdefault("real_skipped", {})[ds] = f"{folder} absent"
                     continue
                 train, test = real_set(folder, "train"), real_set(folder, "test")
+                train, test = _first(train, args.train_count), _first(test, args.test_count)
                 res = run_condition(train, test, args.budgets, args, work / ds, shipped, rng, log)
                 res["diameter_px"], res["n_true_test"] = test.diameter_px, int(sum(len(c) for c in test.centres))
                 out["conditions"][f"real-{ds}"] = res
@@ -463,6 +466,11 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=1))
     return 0
+
+
+def _first(s: MicSet, n: int) -> MicSet:
+    return MicSet(s.name, s.images[:n], s.centres[:n], s.diameter_px, s.odd[:n], s.even[:n], s.clean[:n],
+                  s.pixel_size_a)
 
 
 def _pool(out: dict[str, Any], conditions: list[dict[str, Any]], prefix: str) -> None:

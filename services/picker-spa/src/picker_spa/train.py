@@ -346,9 +346,9 @@ def calibrate(net: PickerNet, micrographs: Sequence[TrainMicrograph], validation
     """The logit calibration, the default threshold and the validation figures.
 
     With fully labelled validation micrographs: Platt scaling fitted on their picks, the
-    best-F1 threshold and the precision–recall curve. Without: ``calibration`` kept, the
-    threshold that leaves the expected count per training micrograph, and the fraction of the
-    labels recovered at it.
+    best-F1 threshold and the precision–recall curve. Without: the slope of ``calibration``
+    kept and its offset set so that the threshold 0.5 leaves the expected count per training
+    micrograph, and the fraction of the labels recovered at it.
     """
     if validation:
         from .matching import match_picks
@@ -372,11 +372,22 @@ def calibrate(net: PickerNet, micrographs: Sequence[TrainMicrograph], validation
             "threshold": s.best_threshold,
             "curve": {"thresholds": s.thresholds, "precision": s.precision, "recall": s.recall},
         }
-    runner = torch_runner(net, calibration)
+    # No fully labelled micrographs: keep the slope of ``calibration`` but re-centre it so that
+    # score 0.5 falls at the expected count (a fine-tuned network's logits move, and a stale
+    # offset would push its picks under the floor).
+    raw = torch_runner(net)
     sample = list(micrographs[:16])
+    logits = []
+    for m in sample:
+        p, maps = pick_micrograph(m.image, raw, diameter_px=m.diameter_px, floor=1e-6)
+        logits.append(maps.logits_at(p.x, p.y))
+    pooled = np.concatenate(logits) if logits else np.zeros(0)
+    at_count = threshold_for_count(pooled, expected * len(sample)) if pooled.size else 0.0
+    calibration = (calibration[0], -calibration[0] * at_count)
+    runner = torch_runner(net, calibration)
     found = [pick_micrograph(m.image, runner, diameter_px=m.diameter_px)[0] for m in sample]
     scores = np.concatenate([p.score for p in found]) if found else np.zeros(0)
-    threshold = threshold_for_count(scores, expected * len(sample))
+    threshold = 0.5
     labelled = [(p, m) for p, m in zip(found, sample, strict=True) if m.centres_px is not None and len(m.centres_px)]
     s = score_picks([(p.x, p.y, p.score) for p, _ in labelled], [np.asarray(m.centres_px) for _, m in labelled],
                     tolerance_px=[0.5 * m.diameter_px for _, m in labelled], threshold=threshold)
