@@ -104,3 +104,17 @@ def test_bench_picker_cet_quick_writes_f1_ari_and_times(tmp_path: Path) -> None:
     assert 0.0 <= float(f1["ribosome@5"]) <= 1.0 and f1["ribosome@tm"] is None and d["tm_reason"]
     assert isinstance(d["time_s"], dict) and {"explore", "refine", "pick", "tm"} <= set(d["time_s"])
     assert "cluster_ari" in d and d["held_out_seeds"] and d["tuning_seeds"]
+
+
+def test_bench_picker_spa_quick_writes_the_issue_keys(tmp_path: Path) -> None:
+    d = _bench("picker_spa", tmp_path, "--quick", "--topaz-venv", str(tmp_path / "no-topaz"))
+    auprc, f1 = d["auprc"], d["f1"]
+    assert isinstance(auprc, dict) and isinstance(f1, dict)
+    for method in ("gridpilot-pretrained", "gridpilot@10"):
+        assert 0.0 <= auprc[method] <= 1.0 and 0.0 <= f1[method] <= 1.0, method
+    pick = d["pick_s_per_micrograph"]
+    assert isinstance(pick, dict) and pick["gridpilot"] > 0
+    skipped = d["conditions"]["twin-blob_chain"]["skipped"]  # type: ignore[index]
+    assert "no Topaz venv" in skipped["topaz"]
+    assert "relion-log" in auprc or "relion" in skipped.get("relion-log", "")
+    assert d["tuning_seeds"] and d["held_out_seed"] not in d["tuning_seeds"].values()  # type: ignore[union-attr]

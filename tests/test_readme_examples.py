@@ -87,3 +87,23 @@ def test_render_a_twin_atlas_then_detect_its_squares(tmp_path: Path) -> None:
     assert {"x_px", "y_px", "width_px", "height_px", "label", "score"} <= set(out["squares"][0])
     # most squares of the twin atlas are found (a loose count check; accuracy is the bench's)
     assert 0.6 * len(truth["squares"]) <= len(out["squares"]) <= 1.3 * len(truth["squares"])
+
+
+def test_twin_micrographs_then_pick_them_with_the_shipped_picker(tmp_path: Path) -> None:
+    import numpy as np
+
+    from picker_spa.formats import read_coordinates
+    from picker_spa.matching import score_picks
+
+    _gridpilot("sim", "dataset", "micrograph", "--count", "1", "--seed", "5", "--species", "apoferritin",
+               "--size", "256", "--out", "mics", cwd=tmp_path)
+    _gridpilot("pick", "spa", "pick", "mics/micrograph_00000.mrc", "--diameter-px", "35", "--out", "picks.star",
+               cwd=tmp_path)
+    _gridpilot("pick", "spa", "denoise", "mics", "--out", "den", cwd=tmp_path)
+    truth = json.loads((tmp_path / "mics" / "micrograph_00000.truth.json").read_text())
+    found = read_coordinates(tmp_path / "picks.star")
+    centres = np.array([(p["x_px"], p["y_px"]) for p in truth["particles"]]).reshape(-1, 2)
+    s = score_picks([(np.array(found.x_px), np.array(found.y_px), np.array(found.score))], [centres],
+                    tolerance_px=[17.5])
+    assert s.n_true > 0 and s.auprc > 0.5
+    assert (tmp_path / "den" / "micrograph_00000_denoised.mrc").is_file()

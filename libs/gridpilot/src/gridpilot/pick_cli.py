@@ -7,6 +7,9 @@ never imports a service:
   gridpilot pick cet explore TOMO.mrc --out DIR
   gridpilot pick cet refine TOMO.mrc --labels LABELS.star --diameter-a D --out MODEL.onnx
   gridpilot pick cet pick TOMO.mrc --model MODEL.onnx --out PICKS.star
+  gridpilot pick spa train MIC... --coords COORDS.star --diameter-px D --out MODEL_DIR
+  gridpilot pick spa pick MIC... [--model MODEL_DIR] --diameter-px D --out PICKS.star
+  gridpilot pick spa denoise MIC... --out DIR
 """
 
 from __future__ import annotations

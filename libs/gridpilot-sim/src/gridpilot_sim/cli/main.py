@@ -3,6 +3,7 @@
   gridpilot sim render {atlas,square,hole} --seed S [--grid-spec JSON|FILE] --out FILE.mrc [--png]
   gridpilot sim dataset {atlas,square} --count N --seed S --out DIR [--png]
   gridpilot sim render|dataset {tiltseries,tomogram} ... (cellular tomograms: gridpilot_sim.tomo.products)
+  gridpilot sim dataset micrograph --count N --seed S --out DIR [--density D ...]   (picking)
 
 render writes FILE.mrc (float32 counts, pixel size in Å in the header, row 0 = top),
 FILE.truth.json (squares, holes and blobs with stage µm and pixel coordinates) and, with --png,
@@ -108,6 +109,24 @@ def add_args(parser: argparse.ArgumentParser) -> None:
         if kind in RENDER_ARGS:
             RENDER_ARGS[kind](p)
             RENDER_ARGS[kind](d)
+    _add_micrograph(render_kinds, dataset_kinds)
+
+
+def _add_micrograph(render_kinds: argparse._SubParsersAction[argparse.ArgumentParser],
+                    dataset_kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Picking micrographs have no world: their own options and writer (gridpilot_sim.cli.micrograph)."""
+    from gridpilot_sim.cli.micrograph import add_micrograph_args
+
+    for kinds, what in ((render_kinds, "render one picking micrograph"), (dataset_kinds, "a picking data set")):
+        p = kinds.add_parser("micrograph", help=what)
+        p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+        p.add_argument("--size", type=int, nargs="+", metavar="PX", help="image size: N or H W (default 512)")
+        p.add_argument("--png", action="store_true", help="also write an 8-bit PNG preview")
+        p.add_argument("--out", type=Path, required=True,
+                       help="output directory" if kinds is dataset_kinds else "output FILE.mrc")
+        if kinds is dataset_kinds:
+            p.add_argument("--count", type=int, required=True, help="number of items")
+        add_micrograph_args(p)
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -122,8 +141,24 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
+def _micrograph(args: argparse.Namespace) -> int:
+    from gridpilot_sim.cli.micrograph import item_spec, write_micrograph, write_micrograph_dataset
+    from gridpilot_sim.exposure.micrograph import render_micrograph
+
+    if args.sim_command == "render":
+        write_micrograph(render_micrograph(item_spec(args, args.seed)), args.out, png=args.png)
+        logger.info("wrote %s", args.out)
+        return 0
+    if args.count < 1:
+        raise SystemExit(f"--count must be at least 1, got {args.count}")
+    write_micrograph_dataset(args, count=args.count, seed=args.seed, out_dir=args.out, png=args.png)
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
     """Run a parsed ``sim`` command; returns the exit status."""
+    if args.kind == "micrograph":
+        return _micrograph(args)
     if args.sim_command == "render":
         return _render(args)
     if args.count < 1:

@@ -28,13 +28,24 @@ _MAX_DIAMETER_A = 5000.0
 
 # ---- pick.spa -----------------------------------------------------------------------------------
 class PickSpaJob(JobRequest):
+    """Pick the particles of one micrograph with a picker model version.
+
+    The score threshold is, in this order: ``threshold``; the one reaching ``target_precision``
+    on the model's validation curve; the one leaving ``expected_count`` picks; the model's own
+    (its best-F1 threshold on validation). ``denoised_key``, when given, receives the denoised
+    micrograph (MRC, at the picker's working scale).
+    """
+
     kind: ClassVar[str] = subjects.PICK_SPA
     summary: ClassVar[str] = "Pick particles in a micrograph."
     micrograph_key: ObjectKey
     pixel_size_a: float = Field(gt=0.1, le=20.0)
     particle_diameter_a: float = Field(gt=0, le=_MAX_DIAMETER_A)
-    model_id: str | None = None
-    threshold: float = Field(0.5, ge=0, le=1)
+    model_id: str | None = Field(None, description="model version in the registry; None: the shipped one")
+    threshold: float | None = Field(None, ge=0, le=1)
+    target_precision: float | None = Field(None, gt=0, le=1)
+    expected_count: float | None = Field(None, ge=0, le=1e6)
+    denoised_key: ObjectKey | None = None
 
 
 class Particle(Record):
@@ -51,6 +62,8 @@ class MicrographParticlesPicked(JobResult):
     micrograph_key: ObjectKey
     particles: list[Particle]
     model_version: str
+    threshold: float = Field(0.0, ge=0, le=1, description="the score threshold applied")
+    denoised_key: ObjectKey | None = None
 
 
 # ---- pick.cet -----------------------------------------------------------------------------------

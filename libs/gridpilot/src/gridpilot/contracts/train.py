@@ -82,15 +82,36 @@ class HolesModelTrained(ModelTrained):
 
 
 class TrainSpaJob(TrainJob):
+    """Train or fine-tune the micrograph picker from labelled particle centres.
+
+    ``dataset_key`` is the folder (key prefix) of the micrographs (MRC), or the one micrograph
+    when ``micrograph_keys`` is empty and it names an object; ``micrograph_keys`` lists them
+    explicitly. ``labels_key`` is a STAR or CSV file of centres naming micrographs by file
+    name (a micrograph without rows is unlabelled, not negative). ``base_model`` is the version
+    fine-tuned (None: the shipped pre-trained model; ``"scratch"``: random weights).
+    """
+
     kind: ClassVar[str] = subjects.TRAIN_SPA
     summary: ClassVar[str] = "Train or fine-tune the single-particle (micrograph) picker."
     model_kind: Literal["spa"] = "spa"
+    micrograph_keys: list[ObjectKey] = Field(default_factory=list, max_length=10000)
+    pixel_size_a: float = Field(gt=0.1, le=20.0)
+    particle_diameter_a: float = Field(gt=0, le=5000.0)
+    expected_count: float | None = Field(None, gt=0, le=1e6)
+    base_model: str | None = None
+    steps_per_epoch: int = Field(40, ge=1, le=10000)
 
 
 class SpaModelTrained(ModelTrained):
+    """``model_key`` is the model's ONNX file; beside it ``picker.json`` holds the training curve
+    and the validation figures, ``picker.pt`` the weights a fine-tuning starts from."""
+
     kind: ClassVar[str] = subjects.TRAIN_SPA
     summary: ClassVar[str] = "A single-particle picker was trained and published."
     model_kind: Literal["spa"] = "spa"
+    model_version: str = ""
+    n_micrographs: int = Field(0, ge=0)
+    n_labels: int = Field(0, ge=0)
 
 
 class TrainCetJob(TrainJob):
