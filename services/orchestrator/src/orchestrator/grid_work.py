@@ -32,7 +32,7 @@ from .targets import TargetWork
 if TYPE_CHECKING:
     from .flow import SessionFlow
 
-__all__ = ["GridWork", "hole_candidates", "regroup_square"]
+__all__ = ["GridWork", "hole_candidates", "hole_policy_options", "regroup_square"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,15 @@ def hole_candidates(holes: list[Hole]) -> list[HoleCandidate]:
     return [HoleCandidate(h.id, h.stage_x_um, h.stage_y_um, h.mean_intensity, label=h.label,
                           bad=h.bad, available=h.status in ("detected", "queued"))
             for h in holes]
+
+
+def hole_policy_options(params: SessionParams, square: Square) -> dict[str, Any]:
+    """The intensity-bins selector's keywords for one square (its image's centre included)."""
+    return {"n_bins": params.hole_intensity_bins,
+            "reject_fraction": params.hole_reject_dark_fraction,
+            "window_sigmas": params.hole_window_sigmas,
+            "core_fraction": params.hole_core_fraction,
+            "square_center_um": (square.stage_x_um, square.stage_y_um)}
 
 
 def regroup_square(holes: list[Hole], params: SessionParams, rng: np.random.Generator,
@@ -238,19 +247,20 @@ class GridWork:
         with session_scope(self.flow.engine) as db:
             holes = list(db.scalars(select(Hole).where(Hole.square_id == square_id)
                                     .order_by(Hole.number)).all())
+            square = db.get(Square, square_id)
+            assert square is not None
+            policy = hole_policy_options(p, square)
             if name == "oracle":
                 options["true_ice_nm"] = await self._true_ice(square_id, holes)
             else:
-                options.update(n_bins=p.hole_intensity_bins,
-                               reject_fraction=p.hole_reject_dark_fraction)
+                options.update(policy)
             cands = hole_candidates(holes)
             picks = selector(cands, 0 if bis else p.holes_per_square, rng, **options)
             strata = {pk.target_id: pk.stratum for pk in picks}
             if name != "oracle":
                 from .policies import intensity_classes
 
-                classes = intensity_classes(cands, n_bins=p.hole_intensity_bins,
-                                            reject_fraction=p.hole_reject_dark_fraction)
+                classes = intensity_classes(cands, **policy)
                 for h in holes:
                     h.intensity_bin = classes[h.id]
             groups = (regroup_square(holes, p, rng, strata) if bis
