@@ -181,6 +181,15 @@ def test_intensity_window_finds_the_planted_mode_and_spread() -> None:
     assert intensity_window([0.1, 0.5, 0.9], window_sigmas=2.5) == (0.1, 0.9)  # too few
 
 
+def test_holes_beyond_the_stage_radius_are_never_chosen() -> None:
+    """Regression: a square near the rim showed holes past 975 µm; the move was refused."""
+    holes = [HoleCandidate(f"h{i}", 960.0 + 2.0 * i, 0.0, 0.9) for i in range(20)]
+    truth = {h.id: 40.0 for h in holes}
+    for picks in (select_holes(holes, 0, np.random.default_rng(0), window_sigmas=0),
+                  select_holes_oracle(holes, 0, np.random.default_rng(0), true_ice_nm=truth)):
+        assert {p.target_id for p in picks} == {f"h{i}" for i in range(8)}  # x <= 974 µm
+
+
 def test_the_oracle_reads_only_the_planted_truth() -> None:
     holes = _holes(np.random.default_rng(0), n=10)
     truth = {h.id: (40.0 if i % 2 else 200.0) for i, h in enumerate(holes)}
@@ -274,3 +283,4 @@ def test_drift_wait_and_zlp_schedule() -> None:
     assert needs_zlp_refinement(None, 0.0, 1.0)
     assert not needs_zlp_refinement(100.0, 100.0 + 3599.0, 1.0)
     assert needs_zlp_refinement(100.0, 100.0 + 3600.0, 1.0)
+

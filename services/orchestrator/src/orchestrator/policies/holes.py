@@ -39,10 +39,11 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from ..params import STAGE_RADIUS_UM
 from .types import Selection, stratified_pick
 
 __all__ = ["CORE_FRACTION", "WINDOW_SIGMAS", "HoleCandidate", "intensity_classes",
-           "intensity_window", "select_holes", "square_core"]
+           "intensity_window", "reachable", "select_holes", "square_core"]
 
 #: Half-width of the intensity window in robust spreads around the mode. Chosen on twin seeds
 #: 11 and 12 (6 squares each, real hole-finder), never on the bench's held-out seeds: 2 keeps
@@ -75,6 +76,11 @@ class HoleCandidate:
     label: str = "hole"
     bad: bool = False
     available: bool = True
+
+
+def reachable(hole: HoleCandidate, stage_radius_um: float = STAGE_RADIUS_UM) -> bool:
+    """Whether the stage can go to the hole (a square near the rim shows holes beyond it)."""
+    return math.hypot(hole.x_um, hole.y_um) <= stage_radius_um
 
 
 def square_core(holes: Sequence[HoleCandidate], center_um: tuple[float, float], *,
@@ -209,7 +215,7 @@ def intensity_classes(holes: Sequence[HoleCandidate], *, n_bins: int = 5,
         raise ValueError(f"reject_fraction must be in [0, 1), got {reject_fraction}")
     if window_sigmas < 0:
         raise ValueError(f"window_sigmas must be >= 0, got {window_sigmas}")
-    usable = [h for h in holes if h.label == "hole" and not h.bad]
+    usable = [h for h in holes if h.label == "hole" and not h.bad and reachable(h)]
     if square_center_um is not None and usable:
         core = square_core(usable, square_center_um, core_fraction=core_fraction)
         usable = [h for h in usable if h.id in core]
@@ -239,7 +245,7 @@ def select_holes(holes: Sequence[HoleCandidate], n: int, rng: np.random.Generato
                  core_fraction: float = CORE_FRACTION) -> list[Selection]:
     """``n`` holes (``holes per square``) sampled across intensity bins; ``n = 0`` takes all.
 
-    Holes in class 0 (outside the square's core, outside its main intensity population, the
+    Holes in class 0 (beyond the stage's reach, outside the square's core, outside its main intensity population, the
     darkest part of the range, contaminants, empty holes, holes marked bad) and holes
     already taken are never chosen. The keywords are those of :func:`intensity_classes`.
     """
