@@ -11,6 +11,7 @@ from orchestrator.policies import (
     HoleCandidate,
     SquareCandidate,
     defocus_for_target,
+    focus_change_um,
     group_holes_for_bis,
     intensity_classes,
     intensity_window,
@@ -284,3 +285,20 @@ def test_drift_wait_and_zlp_schedule() -> None:
     assert not needs_zlp_refinement(100.0, 100.0 + 3599.0, 1.0)
     assert needs_zlp_refinement(100.0, 100.0 + 3600.0, 1.0)
 
+
+@pytest.mark.parametrize("tilt_deg", [-30.0, 20.0, 45.0])
+def test_tilt_focus_changes_follow_the_image_shift_along_the_tilt_and_undo_exactly(
+        tilt_deg: float) -> None:
+    defocus = -1.8
+    shifts_y = [0.0, 2.0, -3.0, 1.0, 1.0005]
+    for y in shifts_y:
+        target = tilted_defocus_um(defocus, image_shift_y_um=y, tilt_deg=tilt_deg)
+        delta = focus_change_um(target, defocus_um=defocus, applied_um=0.0)
+        if y == 0.0:
+            assert delta == 0.0  # on the tilt axis nothing is sent
+        else:
+            assert delta == pytest.approx(-y * math.sin(math.radians(tilt_deg)), abs=1e-4)
+        # From any applied offset the step lands on the target.
+        assert focus_change_um(target, defocus_um=defocus, applied_um=0.3) == pytest.approx(
+            delta - 0.3, abs=1e-4)
+    assert focus_change_um(-1.8004, defocus_um=-1.8, applied_um=0.0) == 0.0  # below 1 nm

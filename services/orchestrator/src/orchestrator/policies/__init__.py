@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from .acquisition import (
     defocus_for_target,
+    focus_change_um,
     needs_zlp_refinement,
     offset_for_target,
     tilted_defocus_um,
@@ -32,6 +33,7 @@ __all__ = [
     "Selection",
     "SquareCandidate",
     "defocus_for_target",
+    "focus_change_um",
     "group_holes_for_bis",
     "intensity_classes",
     "intensity_window",
