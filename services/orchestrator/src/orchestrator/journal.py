@@ -84,12 +84,15 @@ class Journal:
         self.last_reply_at: float | None = None
         self.on_command_sent: Callable[[str], None] | None = None
         self._cache: dict[str, Entry] | None = None
+        #: The microscope's clock in the last reply, s (0 where the driver keeps none).
+        self.scope_clock_s = 0.0
 
     # ---- the store --------------------------------------------------------------------------
     def _entries(self) -> dict[str, Entry]:
         if self._cache is None:
             with session_scope(self.engine) as db:
-                rows = db.scalars(select(Step).where(Step.session_id == self.session_id)).all()
+                rows = db.scalars(select(Step).where(Step.session_id == self.session_id)
+                                  .order_by(Step.id)).all()
                 self._cache = {s.key: Entry.of(s) for s in rows}
         return self._cache
 
@@ -122,6 +125,13 @@ class Journal:
     def count(self, suffix: str, *, besides: str | None = None) -> int:
         """How many entries have a key ending with ``suffix`` (``besides`` not counted)."""
         return sum(1 for k in self._entries() if k.endswith(suffix) and k != besides)
+
+    def latest(self, suffix: str) -> dict[str, Any] | None:
+        """The result of the last finished entry whose key ends with ``suffix``, if any."""
+        for key, entry in reversed(self._entries().items()):
+            if key.endswith(suffix) and entry.state == "done":
+                return entry.result
+        return None
 
     def step_state(self, key: str) -> str | None:
         """``sent``, ``done`` or ``failed`` for an entry, None when nothing was written for it."""
@@ -194,6 +204,8 @@ class Journal:
                                                timeout_s=_COMMAND_TIMEOUT_S,
                                                idempotency_key=cmd.command_id)
                 self.last_reply_at = asyncio.get_running_loop().time()
+                if reply.state is not None:
+                    self.scope_clock_s = reply.state.scope_clock_s
                 return reply
             except TransientError:
                 # Same command id: if the first try did reach the gateway, it answers from memory.

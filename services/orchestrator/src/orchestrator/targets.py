@@ -23,7 +23,7 @@ from gridpilot.errors import GridpilotError
 
 from .control import Skip
 from .db import session_scope
-from .models import Exposure, Grid, Hole, Square, Step
+from .models import Exposure, Grid, Hole, Square
 from .params import SessionParams
 from .policies import (
     defocus_for_target,
@@ -146,7 +146,7 @@ class TargetWork:
                                                threshold_a_per_s=wait.threshold_a_per_s,
                                                timeout_s=wait.timeout_s)
             elif step.name == "refineZLP":
-                self._zlp(center, p.zeroloss_delay_h)
+                await self._zlp(center, p.zeroloss_delay_h)
         self._hole_status(group, "acquiring")
         shifted = False
         for hole_id in group:
@@ -171,17 +171,21 @@ class TargetWork:
         self._last_focus = (stage[0], stage[1], defocus)
         return res.measured_defocus_um
 
-    def _zlp(self, center: str, delay_h: float) -> None:
-        with session_scope(self.flow.engine) as db:
-            last = db.scalars(select(Step).where(Step.session_id == self.flow.session_id,
-                                                 Step.key.like("%/zlp"))
-                              .order_by(Step.id.desc())).first()
-            last_s = float(last.result["at_s"]) if last is not None and last.result else None
-        now_s = time.time()
-        if needs_zlp_refinement(last_s, now_s, delay_h):
-            # The gateway has no ZLP verb yet: the schedule is kept and reported.
-            self.journal.decide(f"{center}/zlp", {"at_s": now_s})
-            self.flow.say(f"zero-loss peak refinement due at {center}")
+    async def _zlp(self, center: str, delay_h: float) -> None:
+        """Refine the zero-loss peak when ``zeroloss delay`` hours passed since the last time.
+
+        Hours are the microscope's: the gateway's clock in the latest reply (wall time where
+        the driver keeps none). The refinement is a journalled command; when it was due is a
+        decision, so a restart neither repeats nor forgets it.
+        """
+        last = self.journal.latest("/zlp-at")
+        last_s = float(last["at_s"]) if last is not None else None
+        now_s = self.journal.scope_clock_s or time.time()
+        if not needs_zlp_refinement(last_s, now_s, delay_h):
+            return
+        await self.journal.command(f"{center}/zlp", "refine_zlp")
+        self.journal.decide(f"{center}/zlp-at", {"at_s": now_s})
+        self.flow.say(f"zero-loss peak refined at {center}")
 
     async def _expose(self, hole_id: str, shot: int, aim: tuple[float, float],
                       stage: tuple[float, float], defocus: float, measured: float | None,
