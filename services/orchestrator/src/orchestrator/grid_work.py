@@ -14,7 +14,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from gridpilot.contracts import AtlasDetected, HolesDetected, ImageAcquired
 from gridpilot.contracts.scope import AcquireResult, EucentricResult
@@ -214,19 +214,24 @@ class GridWork:
         if self.protocol.step("square", "detectHoles") is not None:
             found = HolesDetected.model_validate(await self.journal.result(key))
             with session_scope(self.flow.engine) as db:
-                if db.scalar(select(Hole).where(Hole.square_id == square_id)) is None:
+                if db.scalar(select(Hole).where(Hole.square_id == square_id)) is None and found.holes:
+                    # One bulk INSERT: a square has ~1000 holes, and row-by-row ORM adds
+                    # took seconds while the microscope waited for the next square's targets.
+                    rows = []
                     for m, h in enumerate(found.holes, start=1):
                         # A square near the rim has holes the stage may not reach: never targets.
                         reachable = math.hypot(h.stage_x_um, h.stage_y_um) <= STAGE_RADIUS_UM
-                        db.add(Hole(id=f"{square_id}_h{m}", session_id=self.session_id,
-                                    grid_id=self.grid_id, square_id=square_id, number=m,
-                                    x_px=h.x_px, y_px=h.y_px, radius_px=h.radius_px,
-                                    score=h.score, label=h.label,
-                                    mean_intensity=h.mean_intensity, stage_x_um=h.stage_x_um,
-                                    stage_y_um=h.stage_y_um,
-                                    status="detected" if reachable else "out_of_reach",
-                                    message="" if reachable else
-                                    f"beyond the {STAGE_RADIUS_UM:g} µm stage limit"))
+                        rows.append({
+                            "id": f"{square_id}_h{m}", "session_id": self.session_id,
+                            "grid_id": self.grid_id, "square_id": square_id, "number": m,
+                            "x_px": h.x_px, "y_px": h.y_px, "radius_px": h.radius_px,
+                            "score": h.score, "label": h.label,
+                            "mean_intensity": h.mean_intensity, "stage_x_um": h.stage_x_um,
+                            "stage_y_um": h.stage_y_um,
+                            "status": "detected" if reachable else "out_of_reach",
+                            "message": "" if reachable else
+                            f"beyond the {STAGE_RADIUS_UM:g} µm stage limit"})
+                    db.execute(insert(Hole), rows)
             self.flow.say(f"square {square_id}: {len(found.holes)} holes found")
         return await self._select_holes(square_id)
 
