@@ -104,3 +104,18 @@ def test_bench_picker_cet_quick_writes_f1_ari_and_times(tmp_path: Path) -> None:
     assert 0.0 <= float(f1["ribosome@5"]) <= 1.0 and f1["ribosome@tm"] is None and d["tm_reason"]
     assert isinstance(d["time_s"], dict) and {"explore", "refine", "pick", "tm"} <= set(d["time_s"])
     assert "cluster_ari" in d and d["held_out_seeds"] and d["tuning_seeds"]
+
+
+@pytest.mark.slow
+def test_bench_session_quick_writes_the_orchestrator_figures_beside_its_baselines(
+        tmp_path: Path) -> None:
+    d = _bench("session", tmp_path, "--quick")
+    for key in ("overhead_p50_ms", "overhead_p99_ms", "holes_per_hour", "screening_min_per_grid",
+                "good_ice_fraction", "oracle_good_ice_fraction", "graylevel_good_ice_fraction",
+                "loop_lag_p99_ms", "overhead_cpu_p99_ms"):
+        assert isinstance(d[key], float) and d[key] >= 0, key
+    assert d["screening_images_per_grid"] > 0 and d["collection_holes"][0] > 0
+    assert not set(d["held_out_seeds"]) & set(d["tuning_seeds"])  # type: ignore[arg-type]
+    assert d["detections"].startswith("the atlas-detector and hole-finder")  # type: ignore[union-attr]
+    assert d["smartscope_reported"]["holes_per_hour"] == 100.0  # type: ignore[index]
+    assert d["grids_failed"] == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -70,7 +71,7 @@ async def test_the_zero_loss_peak_is_refined_every_zeroloss_delay_of_microscope_
     groups = [s for s in steps if s.key.endswith("/defocus")]
     assert len(refined) == len(due) >= 2
     assert all(s.verb == "refine_zlp" and s.state == "done" for s in refined)
-    assert all(b - a >= delay_h * 3600 for a, b in zip(due, due[1:], strict=False))
+    assert all(b - a >= delay_h * 3600 for a, b in itertools.pairwise(due))
     assert len(refined) < len(groups)  # not at every target: only when due
     # The twin spent the refinement's time: its clock moved on by at least that much.
     assert all(s.result["scope_clock_s"] >= float(d) for s, d in zip(refined, due, strict=True))
