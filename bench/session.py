@@ -7,8 +7,8 @@ waiting, but the twin's timing model still counts microscope seconds, read back 
 - **screening**: one grid, thesis Table 3.1 defaults (3 squares, 3 holes per square, SPA
   protocol) — microscope minutes and high-magnification images per grid;
 - **collection**: one square, ``holes per square = 0``, BIS radius 4 µm — holes per hour of
-  microscope time over the acquisition phase (from the first square move; SmartScope reports
-  its 32 min set-up separately) and including the set-up;
+  microscope time over the whole session, grid load and atlas included (SmartScope reports
+  its 32 min set-up separately, so this is the conservative side);
 - **oracle**: the screening run with the ``oracle`` hole selector (reads the twin's true ice),
   the upper bound for the fraction of exposures whose true ice is good (20–60 nm);
 - **graylevel**: the screening run with SmartScope's Graylevel range (every detection's
@@ -33,7 +33,7 @@ and ``peer`` is null with the reason.
 
 Usage::
 
-    python bench/session.py [--seeds 2,3,4] [--quick] [--detectors real|standin] [--json out.json]
+    python bench/session.py [--seeds 2,3,4,5,6] [--quick] [--detectors real|standin] [--json out.json]
 """
 
 from __future__ import annotations
@@ -271,14 +271,14 @@ def _name(step: Any) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seeds", default=None, help="held-out twin seeds (default 2,3,4; quick: 2)")
+    p.add_argument("--seeds", default=None, help="held-out twin seeds (default 2,3,4,5,6; quick: 2)")
     p.add_argument("--quick", action="store_true", help="one seed, collection over a few dozen holes")
     p.add_argument("--detectors", choices=("real", "standin"), default="real",
                    help="the detector services (default) or the truth stand-in")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    seeds = [int(s) for s in (args.seeds or ("2" if args.quick else "2,3,4")).split(",") if s]
+    seeds = [int(s) for s in (args.seeds or ("2" if args.quick else "2,3,4,5,6")).split(",") if s]
     if set(seeds) & set(TUNING_SEEDS):
         p.error(f"seeds {sorted(set(seeds) & set(TUNING_SEEDS))} are tuning seeds")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
