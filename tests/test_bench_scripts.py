@@ -118,3 +118,18 @@ def test_bench_picker_spa_quick_writes_the_issue_keys(tmp_path: Path) -> None:
     assert "no Topaz venv" in skipped["topaz"]
     assert "relion-log" in auprc or "relion" in skipped.get("relion-log", "")
     assert d["tuning_seeds"] and d["held_out_seed"] not in d["tuning_seeds"].values()  # type: ignore[union-attr]
+
+
+@pytest.mark.slow
+def test_bench_session_quick_writes_the_orchestrator_figures_beside_its_baselines(
+        tmp_path: Path) -> None:
+    d = _bench("session", tmp_path, "--quick")
+    for key in ("overhead_p50_ms", "overhead_p99_ms", "holes_per_hour", "screening_min_per_grid",
+                "good_ice_fraction", "oracle_good_ice_fraction", "graylevel_good_ice_fraction",
+                "loop_lag_p99_ms", "overhead_cpu_p99_ms"):
+        assert isinstance(d[key], float) and d[key] >= 0, key
+    assert d["screening_images_per_grid"] > 0 and d["collection_holes"][0] > 0
+    assert not set(d["held_out_seeds"]) & set(d["tuning_seeds"])  # type: ignore[arg-type]
+    assert d["detections"].startswith("the atlas-detector and hole-finder")  # type: ignore[union-attr]
+    assert d["smartscope_reported"]["holes_per_hour"] == 100.0  # type: ignore[index]
+    assert d["grids_failed"] == {}

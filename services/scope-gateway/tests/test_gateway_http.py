@@ -178,3 +178,15 @@ async def test_reset_image_shift_moves_the_stage_by_it_and_is_refused_past_the_l
     assert refused.status_code == 403 and "977.0 µm from the centre" in refused.json()["message"]
     state = (await gateway_client.get("/v1/state")).json()
     assert state["stage"]["x_um"] == 972.0 and state["image_shift_um"] == [5.0, 0.0]
+
+
+async def test_refine_zlp_on_the_twin_spends_the_refinements_microscope_time(
+        gateway_client: httpx.AsyncClient, helpers: Any) -> None:
+    from scope_gateway.twin_driver import ZLP_REFINE_S
+
+    await _take(gateway_client)
+    before = (await gateway_client.get("/v1/state")).json()["scope_clock_s"]
+    done = await helpers.command(gateway_client, "refine_zlp")
+    assert done.status_code == 200, done.json()
+    assert done.json()["result"]["scope_clock_s"] == before + ZLP_REFINE_S
+    assert done.json()["state"]["scope_clock_s"] == before + ZLP_REFINE_S

@@ -287,3 +287,14 @@ async def test_a_failed_autofocus_is_a_scope_error_with_serialem_status(tmp_path
         await driver.close()
         sem.close()
     assert sem.calls[-2:] == ["SetColumnOrGunValve", "Exit"]
+
+
+async def test_refine_zlp_runs_serialems_refinement_and_fails_without_a_filter(
+        client: httpx.AsyncClient, fake: RecordingFake, helpers: Any) -> None:
+    await helpers.ok(client, "load_grid", slot=1, grid_id="g1")
+    await helpers.ok(client, "refine_zlp")
+    assert fake.args_of("RefineZLP") == [(0,)] and fake.zlp_refined == 1
+    fake.energy_filter = False
+    failed = await helpers.command(client, "refine_zlp")
+    assert failed.status_code == 502 and "energy filter" in failed.json()["message"]
+    assert fake.zlp_refined == 1

@@ -282,10 +282,9 @@ async def regroup_bis(square_id: str, orch: OrchDep, user: UserHeader = None) ->
             raise InvalidInput("BIS is off for this grid (bis_max_distance_um = 0)")
         holes = list(db.scalars(select(Hole).where(Hole.square_id == square_id)
                                 .order_by(Hole.number)).all())
-        from .grid_work import hole_candidates
+        from .grid_work import hole_candidates, hole_policy_options
 
-        classes = intensity_classes(hole_candidates(holes), n_bins=p.hole_intensity_bins,
-                                    reject_fraction=p.hole_reject_dark_fraction)
+        classes = intensity_classes(hole_candidates(holes), **hole_policy_options(p, sq))
         strata = {h.id: f"i{classes[h.id]}" for h in holes if classes[h.id] > 0
                   and h.status in ("detected", "queued")}
         regroup = [h for h in holes if h.status in ("detected", "queued")]

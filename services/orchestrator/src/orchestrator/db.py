@@ -21,7 +21,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 __all__ = ["alembic_config", "migrate", "open_engine", "session_scope"]
 
@@ -34,7 +34,9 @@ def open_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets foreign keys and a WAL journal (readers never block)."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=True, pool_pre_ping=True)
+    # A ping before every checkout guards against a server that dropped the connection; a
+    # SQLite file has no server, and the ping would be one more statement per transaction.
+    engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -67,6 +69,5 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back when it raises."""
-    factory = sessionmaker(engine, expire_on_commit=False)
-    with factory() as db, db.begin():
+    with Session(engine, expire_on_commit=False) as db, db.begin():
         yield db

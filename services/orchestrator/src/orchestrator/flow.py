@@ -65,20 +65,24 @@ class FlowStats:
 
     #: Seconds from an exposure's reply (image acquired) to the next command sent.
     overheads_s: list[float] = field(default_factory=list)
+    #: The event-loop thread's CPU seconds over the same windows (less sensitive to a loaded
+    #: machine's scheduling than the wall time).
+    overheads_cpu_s: list[float] = field(default_factory=list)
     exposures: int = 0
     stage_moves: int = 0
-    _acquired_at: float | None = None
+    _acquired_at: tuple[float, float] | None = None
 
     def command_sent(self, verb: str) -> None:
-        now = time.perf_counter()
         if self._acquired_at is not None:
-            self.overheads_s.append(now - self._acquired_at)
+            wall, cpu = self._acquired_at
+            self.overheads_s.append(time.perf_counter() - wall)
+            self.overheads_cpu_s.append(time.thread_time() - cpu)
             self._acquired_at = None
         if verb == "move_stage":
             self.stage_moves += 1
 
     def exposure_acquired(self) -> None:
-        self._acquired_at = time.perf_counter()
+        self._acquired_at = (time.perf_counter(), time.thread_time())
         self.exposures += 1
 
 

@@ -14,7 +14,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from gridpilot.contracts import AtlasDetected, HolesDetected, ImageAcquired
 from gridpilot.contracts.scope import AcquireResult, EucentricResult
@@ -32,7 +32,7 @@ from .targets import TargetWork
 if TYPE_CHECKING:
     from .flow import SessionFlow
 
-__all__ = ["GridWork", "hole_candidates", "regroup_square"]
+__all__ = ["GridWork", "hole_candidates", "hole_policy_options", "regroup_square"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,15 @@ def hole_candidates(holes: list[Hole]) -> list[HoleCandidate]:
     return [HoleCandidate(h.id, h.stage_x_um, h.stage_y_um, h.mean_intensity, label=h.label,
                           bad=h.bad, available=h.status in ("detected", "queued"))
             for h in holes]
+
+
+def hole_policy_options(params: SessionParams, square: Square) -> dict[str, Any]:
+    """The intensity-bins selector's keywords for one square (its image's centre included)."""
+    return {"n_bins": params.hole_intensity_bins,
+            "reject_fraction": params.hole_reject_dark_fraction,
+            "window_sigmas": params.hole_window_sigmas,
+            "core_fraction": params.hole_core_fraction,
+            "square_center_um": (square.stage_x_um, square.stage_y_um)}
 
 
 def regroup_square(holes: list[Hole], params: SessionParams, rng: np.random.Generator,
@@ -205,19 +214,24 @@ class GridWork:
         if self.protocol.step("square", "detectHoles") is not None:
             found = HolesDetected.model_validate(await self.journal.result(key))
             with session_scope(self.flow.engine) as db:
-                if db.scalar(select(Hole).where(Hole.square_id == square_id)) is None:
+                if db.scalar(select(Hole).where(Hole.square_id == square_id)) is None and found.holes:
+                    # One bulk INSERT: a square has ~1000 holes, and row-by-row ORM adds
+                    # took seconds while the microscope waited for the next square's targets.
+                    rows = []
                     for m, h in enumerate(found.holes, start=1):
                         # A square near the rim has holes the stage may not reach: never targets.
                         reachable = math.hypot(h.stage_x_um, h.stage_y_um) <= STAGE_RADIUS_UM
-                        db.add(Hole(id=f"{square_id}_h{m}", session_id=self.session_id,
-                                    grid_id=self.grid_id, square_id=square_id, number=m,
-                                    x_px=h.x_px, y_px=h.y_px, radius_px=h.radius_px,
-                                    score=h.score, label=h.label,
-                                    mean_intensity=h.mean_intensity, stage_x_um=h.stage_x_um,
-                                    stage_y_um=h.stage_y_um,
-                                    status="detected" if reachable else "out_of_reach",
-                                    message="" if reachable else
-                                    f"beyond the {STAGE_RADIUS_UM:g} µm stage limit"))
+                        rows.append({
+                            "id": f"{square_id}_h{m}", "session_id": self.session_id,
+                            "grid_id": self.grid_id, "square_id": square_id, "number": m,
+                            "x_px": h.x_px, "y_px": h.y_px, "radius_px": h.radius_px,
+                            "score": h.score, "label": h.label,
+                            "mean_intensity": h.mean_intensity, "stage_x_um": h.stage_x_um,
+                            "stage_y_um": h.stage_y_um,
+                            "status": "detected" if reachable else "out_of_reach",
+                            "message": "" if reachable else
+                            f"beyond the {STAGE_RADIUS_UM:g} µm stage limit"})
+                    db.execute(insert(Hole), rows)
             self.flow.say(f"square {square_id}: {len(found.holes)} holes found")
         return await self._select_holes(square_id)
 
@@ -238,19 +252,20 @@ class GridWork:
         with session_scope(self.flow.engine) as db:
             holes = list(db.scalars(select(Hole).where(Hole.square_id == square_id)
                                     .order_by(Hole.number)).all())
+            square = db.get(Square, square_id)
+            assert square is not None
+            policy = hole_policy_options(p, square)
             if name == "oracle":
                 options["true_ice_nm"] = await self._true_ice(square_id, holes)
             else:
-                options.update(n_bins=p.hole_intensity_bins,
-                               reject_fraction=p.hole_reject_dark_fraction)
+                options.update(policy)
             cands = hole_candidates(holes)
             picks = selector(cands, 0 if bis else p.holes_per_square, rng, **options)
             strata = {pk.target_id: pk.stratum for pk in picks}
             if name != "oracle":
                 from .policies import intensity_classes
 
-                classes = intensity_classes(cands, n_bins=p.hole_intensity_bins,
-                                            reject_fraction=p.hole_reject_dark_fraction)
+                classes = intensity_classes(cands, **policy)
                 for h in holes:
                     h.intensity_bin = classes[h.id]
             groups = (regroup_square(holes, p, rng, strata) if bis

@@ -7,6 +7,12 @@ microscope; an entry that was sent but never answered is sent again with the *sa
 nothing is lost. Jobs reuse their ``job_id`` (the ``Nats-Msg-Id``), and decisions (which
 squares, which holes, BIS groups) are stored, so a restart never re-draws them.
 
+Each entry is written in one transaction of its own before the command goes out, and read
+back from a write-through copy in memory: the flow is the only writer of its commands and
+decisions, so after the one query that loads a session's entries (at the first look-up, i.e.
+on a restart) no look-up touches the database — except a job's state while it is ``sent``,
+which the result reader changes (read from the database until it is final).
+
 ::
 
     journal = Journal(engine, bus, session_id="s1", scope_id="twin-1")
@@ -19,11 +25,12 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from gridpilot.bus import Bus
 from gridpilot.contracts import JobRequest, ScopeCommand, ScopeReply, new_id, subjects
@@ -32,7 +39,7 @@ from gridpilot.errors import ScopeError, TransientError
 from .db import session_scope
 from .models import Step
 
-__all__ = ["JobFailedError", "Journal"]
+__all__ = ["Entry", "JobFailedError", "Journal"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +53,25 @@ class JobFailedError(ScopeError):
     """A job this flow waited for was given up by its service (``evt.job.failed``)."""
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One journal entry as the flow sees it (a copy of its :class:`~.models.Step` row)."""
+
+    key: str
+    verb: str
+    command_id: str
+    state: str
+    result: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, step: Step) -> Entry:
+        return cls(step.key, step.verb, step.command_id, step.state, step.result)
+
+    @property
+    def is_job(self) -> bool:
+        return self.verb.startswith("job.")
+
+
 class Journal:
     """Write-ahead record of one session's commands, jobs and decisions."""
 
@@ -57,25 +83,55 @@ class Journal:
         #: perf_counter of the last command reply, for the overhead figure.
         self.last_reply_at: float | None = None
         self.on_command_sent: Callable[[str], None] | None = None
+        self._cache: dict[str, Entry] | None = None
+        #: The microscope's clock in the last reply, s (0 where the driver keeps none).
+        self.scope_clock_s = 0.0
 
     # ---- the store --------------------------------------------------------------------------
-    def _get(self, key: str) -> Step | None:
-        with session_scope(self.engine) as db:
-            return db.scalar(select(Step).where(Step.session_id == self.session_id,
-                                                Step.key == key))
+    def _entries(self) -> dict[str, Entry]:
+        if self._cache is None:
+            with session_scope(self.engine) as db:
+                rows = db.scalars(select(Step).where(Step.session_id == self.session_id)
+                                  .order_by(Step.id)).all()
+                self._cache = {s.key: Entry.of(s) for s in rows}
+        return self._cache
 
-    def _begin(self, key: str, verb: str, command_id: str) -> Step:
+    def _get(self, key: str) -> Entry | None:
+        entry = self._entries().get(key)
+        if entry is not None and entry.is_job and entry.state == "sent":
+            # The result reader finishes jobs in the database: look there until it has.
+            with session_scope(self.engine) as db:
+                step = db.scalar(select(Step).where(Step.session_id == self.session_id,
+                                                    Step.key == key))
+                if step is not None:
+                    entry = self._entries()[key] = Entry.of(step)
+        return entry
+
+    def _begin(self, key: str, verb: str, command_id: str) -> Entry:
         with session_scope(self.engine) as db:
-            step = Step(session_id=self.session_id, key=key, verb=verb, command_id=command_id)
-            db.add(step)
-        return step
+            db.add(Step(session_id=self.session_id, key=key, verb=verb, command_id=command_id))
+        entry = self._entries()[key] = Entry(key, verb, command_id, "sent", None)
+        return entry
 
     def _finish(self, key: str, state: str, result: dict[str, Any]) -> None:
         with session_scope(self.engine) as db:
-            step = db.scalar(select(Step).where(Step.session_id == self.session_id,
-                                                Step.key == key))
-            if step is not None and step.state == "sent":
-                step.state, step.result, step.done_at = state, result, datetime.now(UTC)
+            db.execute(update(Step).where(Step.session_id == self.session_id, Step.key == key,
+                                          Step.state == "sent")
+                       .values(state=state, result=result, done_at=datetime.now(UTC)))
+        entry = self._entries().get(key)
+        if entry is not None and entry.state == "sent":
+            self._entries()[key] = replace(entry, state=state, result=result)
+
+    def count(self, suffix: str, *, besides: str | None = None) -> int:
+        """How many entries have a key ending with ``suffix`` (``besides`` not counted)."""
+        return sum(1 for k in self._entries() if k.endswith(suffix) and k != besides)
+
+    def latest(self, suffix: str) -> dict[str, Any] | None:
+        """The result of the last finished entry whose key ends with ``suffix``, if any."""
+        for key, entry in reversed(self._entries().items()):
+            if key.endswith(suffix) and entry.state == "done":
+                return entry.result
+        return None
 
     def step_state(self, key: str) -> str | None:
         """``sent``, ``done`` or ``failed`` for an entry, None when nothing was written for it."""
@@ -102,10 +158,12 @@ class Journal:
         previous = self.decided(key)
         if previous is not None:
             return previous
+        command_id = new_id("dec_")
         with session_scope(self.engine) as db:
             db.add(Step(session_id=self.session_id, key=key, verb="decide",
-                        command_id=new_id("dec_"), state="done", result=result,
+                        command_id=command_id, state="done", result=result,
                         done_at=datetime.now(UTC)))
+        self._entries()[key] = Entry(key, "decide", command_id, "done", result)
         return result
 
     # ---- scope commands ---------------------------------------------------------------------
@@ -146,6 +204,8 @@ class Journal:
                                                timeout_s=_COMMAND_TIMEOUT_S,
                                                idempotency_key=cmd.command_id)
                 self.last_reply_at = asyncio.get_running_loop().time()
+                if reply.state is not None:
+                    self.scope_clock_s = reply.state.scope_clock_s
                 return reply
             except TransientError:
                 # Same command id: if the first try did reach the gateway, it answers from memory.

@@ -67,6 +67,12 @@ class SessionParams(BaseModel):
     #: (SmartScope's Graylevel selector: limits [0.3, 1.0], 5 classes; SMARTSCOPE-NOTES §2.3).
     hole_intensity_bins: int = Field(5, ge=1, le=20)
     hole_reject_dark_fraction: float = Field(0.3, ge=0.0, lt=1.0)
+    #: The binned range is the square's main population, its intensity mode ± this many robust
+    #: spreads (vacuum and the meniscus' thick ice outside); 0 = the plain [min, max] range.
+    hole_window_sigmas: float = Field(2.5, ge=0.0, le=20.0)
+    #: Holes farther from the square's centre than this fraction of its half side (the
+    #: meniscus against the bars) and holes of neighbouring squares are not candidates; 0 = off.
+    hole_core_fraction: float = Field(0.85, ge=0.0, le=2.0)
     square_area_bins: int = Field(3, ge=1, le=10)
     pause_between_grids: bool = False
     atlas_only: bool = Field(False, description="atlas every grid, then stop for grid selection")

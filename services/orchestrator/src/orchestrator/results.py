@@ -138,7 +138,10 @@ class ResultReader:
                 continue
             for msg in msgs:
                 try:
-                    if store_event(self.engine, msg.subject, msg.data):
+                    # In a worker thread: a square's detection is ~1000 holes of JSON to parse
+                    # and store, which would otherwise stall the flows' event loop (the
+                    # session bench's overhead tail) while it is written.
+                    if await asyncio.to_thread(store_event, self.engine, msg.subject, msg.data):
                         self.stored += 1
                 except (ValidationError, ValueError) as exc:
                     # An event that does not match its contract cannot become valid by retrying.

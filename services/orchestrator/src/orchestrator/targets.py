@@ -15,7 +15,7 @@ import math
 import time
 from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from gridpilot.contracts import PreprocessMovieJob, TargetUpdated, subjects
 from gridpilot.contracts.scope import AcquireResult, AutofocusResult, StageResult
@@ -23,10 +23,11 @@ from gridpilot.errors import GridpilotError
 
 from .control import Skip
 from .db import session_scope
-from .models import Exposure, Grid, Hole, Square, Step
+from .models import Exposure, Grid, Hole, Square
 from .params import SessionParams
 from .policies import (
     defocus_for_target,
+    focus_change_um,
     needs_zlp_refinement,
     offset_for_target,
     tilted_defocus_um,
@@ -102,11 +103,7 @@ class TargetWork:
                     h.status = status
 
     def _defocus_index(self, key: str) -> int:
-        with session_scope(self.flow.engine) as db:
-            n = db.scalar(select(func.count()).select_from(Step).where(
-                Step.session_id == self.flow.session_id, Step.key.like("%/defocus"),
-                Step.key != key))
-            return int(n or 0)
+        return self.journal.count("/defocus", besides=key)
 
     async def run_group(self, group: list[str], z_um: float | None) -> None:
         center = group[0]
@@ -149,7 +146,7 @@ class TargetWork:
                                                threshold_a_per_s=wait.threshold_a_per_s,
                                                timeout_s=wait.timeout_s)
             elif step.name == "refineZLP":
-                self._zlp(center, p.zeroloss_delay_h)
+                await self._zlp(center, p.zeroloss_delay_h)
         self._hole_status(group, "acquiring")
         shifted = False
         for hole_id in group:
@@ -174,17 +171,21 @@ class TargetWork:
         self._last_focus = (stage[0], stage[1], defocus)
         return res.measured_defocus_um
 
-    def _zlp(self, center: str, delay_h: float) -> None:
-        with session_scope(self.flow.engine) as db:
-            last = db.scalars(select(Step).where(Step.session_id == self.flow.session_id,
-                                                 Step.key.like("%/zlp"))
-                              .order_by(Step.id.desc())).first()
-            last_s = float(last.result["at_s"]) if last is not None and last.result else None
-        now_s = time.time()
-        if needs_zlp_refinement(last_s, now_s, delay_h):
-            # The gateway has no ZLP verb yet: the schedule is kept and reported.
-            self.journal.decide(f"{center}/zlp", {"at_s": now_s})
-            self.flow.say(f"zero-loss peak refinement due at {center}")
+    async def _zlp(self, center: str, delay_h: float) -> None:
+        """Refine the zero-loss peak when ``zeroloss delay`` hours passed since the last time.
+
+        Hours are the microscope's: the gateway's clock in the latest reply (wall time where
+        the driver keeps none). The refinement is a journalled command; when it was due is a
+        decision, so a restart neither repeats nor forgets it.
+        """
+        last = self.journal.latest("/zlp-at")
+        last_s = float(last["at_s"]) if last is not None else None
+        now_s = self.journal.scope_clock_s or time.time()
+        if not needs_zlp_refinement(last_s, now_s, delay_h):
+            return
+        await self.journal.command(f"{center}/zlp", "refine_zlp")
+        self.journal.decide(f"{center}/zlp-at", {"at_s": now_s})
+        self.flow.say(f"zero-loss peak refined at {center}")
 
     async def _expose(self, hole_id: str, shot: int, aim: tuple[float, float],
                       stage: tuple[float, float], defocus: float, measured: float | None,
@@ -206,6 +207,11 @@ class TargetWork:
                            xid, isx, isy)
             return False
         target_df = tilted_defocus_um(defocus, image_shift_y_um=isy, tilt_deg=p.tilt_angle_deg)
+        # Tilted collection: the focus follows the target's height along the tilt for this
+        # exposure only, changed after its image shift and given back after its record; both
+        # are journalled, so a restart between them gives it back and never applies it twice.
+        tilt_delta = focus_change_um(target_df, defocus_um=defocus, applied_um=0.0)
+        tilt_key = f"{xid}/tilt-focus"
         square_id = hole_id.rsplit("_h", 1)[0]
         with session_scope(self.flow.engine) as db:
             x = db.get(Exposure, xid)
@@ -216,11 +222,20 @@ class TargetWork:
                                 offset_y_um=oy, stage_x_um=stage[0], stage_y_um=stage[1],
                                 tilt_deg=p.tilt_angle_deg, defocus_target_um=target_df,
                                 defocus_measured_um=measured))
-            elif x.status != "acquiring":
-                return True  # acquired before a restart
+                acquired_before = False
+            else:
+                acquired_before = x.status != "acquiring"
+        if acquired_before:  # acquired before a restart
+            if tilt_delta and self.journal.step_state(tilt_key) is not None:
+                await self.journal.command(tilt_key, "change_focus", delta_um=tilt_delta)
+                await self.journal.command(f"{xid}/tilt-focus-back", "change_focus",
+                                           delta_um=-tilt_delta)
+            return True
         shifted = isx != 0.0 or isy != 0.0
         await self.journal.command(f"{xid}/is", "image_shift", dx_um=isx, dy_um=isy,
                                    absolute=True)
+        if tilt_delta:
+            await self.journal.command(tilt_key, "change_focus", delta_um=tilt_delta)
         single = not p.save_frames or bool(
             (self.protocol.step("highMag", "highMag") or _NO_STEP).args.get("single_frame"))
         frames = 1 if single else p.frames
@@ -228,6 +243,9 @@ class TargetWork:
         movie = AcquireResult.model_validate(await self.journal.command(
             f"{xid}/record", "acquire", preset="record", frames=frames,
             total_dose_e_per_a2=p.total_dose_e_per_a2, target_id=hole_id)).image
+        if tilt_delta:
+            await self.journal.command(f"{xid}/tilt-focus-back", "change_focus",
+                                       delta_um=-tilt_delta)
         if fresh:
             self.flow.stats.exposure_acquired()
         job_id = None

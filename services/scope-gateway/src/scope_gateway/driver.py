@@ -146,6 +146,9 @@ class Microscope(Protocol):
     async def change_focus(self, delta_um: float) -> float:
         """Change the objective focus by ``delta_um``; returns the focus reading after it."""
 
+    async def refine_zlp(self) -> None:
+        """Refine the energy filter's zero-loss peak; ScopeError where there is no filter."""
+
     async def acquire(self, preset: Literal["search", "view", "record"], frames: int,
                       dose_e_per_a2: float | None, exposure_time_s: float | None) -> Capture:
         """One image with a low-dose preset (a movie with ``record`` and frames > 1)."""

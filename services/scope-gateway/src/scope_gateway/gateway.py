@@ -54,6 +54,7 @@ from gridpilot.contracts.scope import (
     NoResult,
     StageResult,
     TiltParams,
+    ZlpResult,
 )
 from gridpilot.errors import GridpilotError, OperatorTookOver
 from gridpilot.logs import log_context
@@ -202,6 +203,9 @@ class Gateway:
         if isinstance(params, ChangeFocusParams):
             await d.change_focus(params.delta_um)
             return FocusResult(defocus_um=(await d.state()).defocus_um)
+        if command.verb == "refine_zlp":
+            await d.refine_zlp()
+            return ZlpResult(scope_clock_s=(await d.state()).scope_clock_s)
         if isinstance(params, AcquireParams):
             capture = await d.acquire(params.preset, params.frames, params.total_dose_e_per_a2,
                                       params.exposure_time_s)

@@ -211,6 +211,10 @@ class SerialEMDriver:
         await self._refresh()
         return focus
 
+    async def refine_zlp(self) -> None:
+        """Refine the zero-loss peak now (``RefineZLP 0``: whatever time passed since the last)."""
+        await self._run("the zero-loss peak refinement", lambda sem: sem.RefineZLP(0))
+
     async def drift_wait(self, threshold_a_per_s: float, timeout_s: float) -> DriftOutcome:
         def job(sem: Any) -> DriftOutcome:
             start_s = floats(sem.ReportClock(), 1)[0]

@@ -7,7 +7,7 @@ twin's autofocus reports a failure as an outcome; this driver turns it into a
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from gridpilot.contracts import StagePosition
 from gridpilot.errors import ScopeError
@@ -15,7 +15,11 @@ from gridpilot_sim.instrument.microscope import StagePose, TwinImage, TwinMicros
 
 from .driver import AtlasCapture, Capture, DriftOutcome, DriverName, InstrumentState
 
-__all__ = ["TwinDriver", "capture_from_twin"]
+__all__ = ["ZLP_REFINE_S", "TwinDriver", "capture_from_twin"]
+
+#: Microscope seconds of a zero-loss-peak refinement (SerialEM ``RefineZLP``: a few short
+#: exposures while the slit scans the peak, with the mode changes around them; an estimate).
+ZLP_REFINE_S: Final[float] = 20.0
 
 
 def _stage(pose: StagePose) -> StagePosition:
@@ -88,6 +92,10 @@ class TwinDriver:
         await self.twin.move_stage(s.stage.x_um + x_um, s.stage.y_um + y_um)
         await self.twin.image_shift(0.0, 0.0, absolute=True)
         return _stage(self.twin.state().stage)
+
+    async def refine_zlp(self) -> None:
+        # The twin has no energy filter to misalign; it spends the time a refinement takes.
+        await self.twin.idle(ZLP_REFINE_S)
 
     async def change_focus(self, delta_um: float) -> float:
         self.twin.set_focus(self.twin.state().focus_um + delta_um)

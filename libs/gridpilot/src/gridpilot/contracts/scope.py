@@ -58,6 +58,7 @@ __all__ = [
     "StagePosition",
     "StageResult",
     "TiltParams",
+    "ZlpResult",
 ]
 
 ImageKind = Literal["atlas", "atlas_tile", "search", "view", "record"]
@@ -161,6 +162,8 @@ SCOPE_VERBS: dict[str, type[Message]] = {
     #: Zero the image shift and move the stage to keep the same area (limits checked first).
     "reset_image_shift": NoParams,
     "change_focus": ChangeFocusParams,
+    #: Refine the energy filter's zero-loss peak (SerialEM ``RefineZLP``) at the current area.
+    "refine_zlp": NoParams,
     "acquire": AcquireParams,
     "state": NoParams,
     "abort": NoParams,
@@ -281,6 +284,13 @@ class FocusResult(Message):
     defocus_um: float
 
 
+class ZlpResult(Message):
+    """The energy filter's zero-loss peak was refined (its slit re-centred on the ZLP)."""
+
+    #: The microscope's clock when it was done (the twin's; 0 where the driver has none), s.
+    scope_clock_s: float = 0.0
+
+
 class AcquireResult(Message):
     image: ImageAcquired
 
@@ -302,6 +312,7 @@ SCOPE_RESULTS: dict[str, type[Message]] = {
     "image_shift": ImageShiftResult,
     "reset_image_shift": StageResult,
     "change_focus": FocusResult,
+    "refine_zlp": ZlpResult,
     "acquire": AcquireResult,
     "state": NoResult,
     "abort": AbortResult,

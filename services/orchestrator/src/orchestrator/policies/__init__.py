@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from .acquisition import (
     defocus_for_target,
+    focus_change_um,
     needs_zlp_refinement,
     offset_for_target,
     tilted_defocus_um,
     wait_for_drift,
 )
 from .bis import BisGroup, BisGrouping, group_holes_for_bis
-from .holes import HoleCandidate, intensity_classes, select_holes
+from .holes import HoleCandidate, intensity_classes, intensity_window, select_holes, square_core
 from .squares import SquareCandidate, select_squares, square_strata
 from .types import Selection
 
@@ -32,12 +33,15 @@ __all__ = [
     "Selection",
     "SquareCandidate",
     "defocus_for_target",
+    "focus_change_um",
     "group_holes_for_bis",
     "intensity_classes",
+    "intensity_window",
     "needs_zlp_refinement",
     "offset_for_target",
     "select_holes",
     "select_squares",
+    "square_core",
     "square_strata",
     "tilted_defocus_um",
     "wait_for_drift",

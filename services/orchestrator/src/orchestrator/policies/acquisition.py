@@ -7,6 +7,8 @@ SMARTSCOPE-NOTES §2.7–2.9).
 [-1.0, -1.2, -1.4, -1.6, -1.0]
 >>> round(tilted_defocus_um(-2.0, image_shift_y_um=2.0, tilt_deg=30.0), 3)
 -3.0
+>>> focus_change_um(-3.0, defocus_um=-2.0, applied_um=0.0)
+-1.0
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = [
     "OFFSET_FRACTION_OTHER",
     "DriftWait",
     "defocus_for_target",
+    "focus_change_um",
     "needs_zlp_refinement",
     "offset_for_target",
     "tilted_defocus_um",
@@ -90,6 +93,30 @@ def tilted_defocus_um(defocus_um: float, *, image_shift_y_um: float, tilt_deg: f
     (SmartScope ``highMag``: ``SetDefocus(currentDefocus − isY·sin(tilt))``).
     """
     return defocus_um - image_shift_y_um * math.sin(math.radians(tilt_deg))
+
+
+#: Focus changes smaller than this are not sent (the objective's reproducibility is ~10 nm).
+FOCUS_STEP_MIN_UM: Final[float] = 0.001
+
+
+def focus_change_um(target_defocus_um: float, *, defocus_um: float, applied_um: float) -> float:
+    """The ``change_focus`` step that takes the objective from its present offset to a target.
+
+    Parameters
+    ----------
+    target_defocus_um : the defocus this exposure needs (:func:`tilted_defocus_um`), µm
+    defocus_um : the defocus autofocus set for the target group, µm
+    applied_um : the focus change already applied since then, µm
+
+    Returns
+    -------
+    float
+        Δ = (target − defocus) − applied, rounded to 0.1 nm; 0 when below
+        :data:`FOCUS_STEP_MIN_UM` (nothing to send). Sending −applied at the end of the group
+        gives the focus back to the next autofocus.
+    """
+    delta = round((target_defocus_um - defocus_um) - applied_um, 4)
+    return delta if abs(delta) >= FOCUS_STEP_MIN_UM else 0.0
 
 
 @dataclass(frozen=True)
