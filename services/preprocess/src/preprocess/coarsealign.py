@@ -43,6 +43,12 @@ _COARSE_ITERATIONS: Final[int] = 8
 _COARSE_CONVERGED: Final[float] = 0.25
 #: Smallest peak SNR trusted by the coarse search before neighbouring frames are averaged.
 _COARSE_MIN_Z: Final[float] = 12.0
+#: Below this median peak SNR (after grouping) the wide first search found noise, not the
+#: specimen: the largest of the ~7000 noise values of a 250 Å window is ≈ √(2 ln 7000) ≈ 4.2 σ,
+#: and on thin ice with few particles the "peaks" sat at 4–6 σ on the rim of the window, so
+#: the leave-one-out reference then locked onto them (drift errors of 30–200 px). The shifts
+#: are then left to the fine stage, which searches near the origin with its smoothness prior.
+_COARSE_MIN_TRUSTED_Z: Final[float] = 7.0
 
 
 def _parabolic_offset(
@@ -111,19 +117,30 @@ def _group_in_time(product: npt.NDArray[np.complex64], z: npt.NDArray[np.float64
 def coarse_align(
     spectra: npt.NDArray[np.complex64], grid: AlignmentGrid, shifts: npt.NDArray[np.float64], max_shift_px: float
 ) -> npt.NDArray[np.float64]:
-    """Whole-map correlation on a small grid; returns updated shifts (..., N, 2)."""
+    """Whole-map correlation on a small grid; returns updated shifts (..., N, 2).
+
+    When the first, wide search finds no significant peak (median peak SNR below
+    ``_COARSE_MIN_TRUSTED_Z`` after frame grouping), that movie's (or patch's) ``shifts`` are
+    returned unchanged.
+    """
     coarse = subgrid(grid, _COARSE_BOX_PX)
     small = crop_spectrum(spectra, coarse, source=grid)
     scale = np.array([coarse.scale_yx[1], coarse.scale_yx[0]])
     radius = (math.ceil(max_shift_px / coarse.scale_yx[0]) + 1, math.ceil(max_shift_px / coarse.scale_yx[1]) + 1)
+    frozen: npt.NDArray[np.bool_] | None = None
     for _ in range(_COARSE_ITERATIONS):
         product = cross_power(shift_spectra(small, coarse.fy, coarse.fx, shifts), coarse.weight)
         cc = np.asarray(sfft.irfft2(product, s=coarse.box, workers=fft_workers()), dtype=np.float32)
         peaks, heights = find_peaks(cc, radius)
-        grouped = _group_in_time(product, heights / np.maximum(_noise_std(product, coarse), 1e-30))
+        z = heights / np.maximum(_noise_std(product, coarse), 1e-30)
+        grouped = _group_in_time(product, z)
         if grouped is not None:
             cc = np.asarray(sfft.irfft2(grouped, s=coarse.box, workers=fft_workers()), dtype=np.float32)
-            peaks, _ = find_peaks(cc, radius)
+            peaks, heights = find_peaks(cc, radius)
+            z = heights / np.maximum(_noise_std(grouped, coarse), 1e-30)
+        if frozen is None:  # the wide search: a movie (or patch) where it found no specimen stays put
+            frozen = np.median(z, axis=-1) < _COARSE_MIN_TRUSTED_Z
+        peaks = np.where(frozen[..., None, None], 0.0, peaks)
         shifts = shifts - peaks * scale
         if float(np.abs(peaks).max()) < _COARSE_CONVERGED:
             break
