@@ -15,9 +15,8 @@ never imports a service:
 from __future__ import annotations
 
 import argparse
-import importlib
-from importlib.metadata import entry_points
-from types import ModuleType
+
+from .plugin_cli import add_kind_subcommands, installed_kinds, run_kind
 
 __all__ = ["add_args", "main", "pickers"]
 
@@ -26,22 +25,13 @@ GROUP = "gridpilot.pick"
 
 def pickers() -> dict[str, str]:
     """Installed picker kinds: name → module path."""
-    return {ep.name: ep.value for ep in entry_points(group=GROUP)}
+    return installed_kinds(GROUP)
 
 
 def add_args(parser: argparse.ArgumentParser) -> None:
-    found = pickers()
-    sub = parser.add_subparsers(dest="pick_kind", metavar="KIND", required=True)
-    for name, target in sorted(found.items()):
-        module: ModuleType = importlib.import_module(target)
-        first = (module.__doc__ or "").strip().splitlines()
-        p = sub.add_parser(name, help=first[0] if first else name, description=module.__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-        module.add_args(p)
-        p.set_defaults(_pick_module=module)
-    if not found:
-        parser.epilog = "no picker is installed (install services/picker-cet or picker-spa)"
+    add_kind_subcommands(parser, GROUP, dest="pick_kind",
+                         none_installed="no picker is installed (install services/picker-cet or picker-spa)")
 
 
 def main(args: argparse.Namespace) -> int:
-    return int(args._pick_module.main(args) or 0)
+    return run_kind(args)
