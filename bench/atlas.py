@@ -203,7 +203,9 @@ def tune_classical(tuning: list[TwinSample]) -> ClassicalParams:
 def real_atlas(model: SquareModel, ptolemy: Path, out_dir: Path, runs: int) -> dict[str, Any]:
     """The real atlas: our squares, the bright outliers, a picture, and Ptolemy beside them."""
     if not REAL_ATLAS.is_file():
-        return {"real_squares_found": None, "real_skipped": f"{REAL_ATLAS} is absent"}
+        reason = f"{REAL_ATLAS} is absent"
+        return {"real_squares_found": None, "real_skipped": reason, "ptolemy_squares": None,
+                "ptolemy_skipped": f"not run: {reason}"}
     array, _ = read_mrc(REAL_ATLAS)
     image = np.asarray(array[0] if array.ndim == 3 else array, dtype=np.float32)
     times = []

@@ -93,7 +93,11 @@ def test_bench_atlas_quick_writes_its_accuracy_speed_and_real_figures(tmp_path: 
     for key in ("ap_good", "map", "recall", "baseline_map", "latency_p50_s", "real_squares_found"):
         assert key in d, key
     assert isinstance(d["latency_p50_s"], float) and d["latency_p50_s"] > 0
-    assert d["ptolemy_squares"] is None and "no Ptolemy" in str(d["ptolemy_skipped"])
+    assert d["ptolemy_squares"] is None
+    if d["real_squares_found"] is None:  # a checkout without ../shared/data/real (CI)
+        assert "absent" in str(d["real_skipped"]) and "absent" in str(d["ptolemy_skipped"])
+    else:
+        assert "no Ptolemy" in str(d["ptolemy_skipped"])
 
 
 @pytest.mark.slow
