@@ -114,7 +114,10 @@ def utcnow() -> datetime:
 def _log_unknown_fields(model: type[BaseModel], data: Any) -> None:
     if not isinstance(data, dict):
         return
-    unknown = frozenset(k for k in data if isinstance(k, str) and k not in model.model_fields)
+    fields = model.__pydantic_fields__  # the class's own dict: ``model_fields`` is a slow property
+    if data.keys() <= fields.keys():  # the usual case, one set comparison in C
+        return
+    unknown = frozenset(k for k in data if isinstance(k, str) and k not in fields)
     if not unknown:
         return
     seen = (model.__name__, unknown)
