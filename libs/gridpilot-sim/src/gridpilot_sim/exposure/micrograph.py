@@ -30,6 +30,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from gridpilot.errors import InvalidInput
+from gridpilot_sim.checks import require_fraction, require_non_negative, require_positive
 from gridpilot_sim.exposure.detector import DetectorSpec, sample_counts
 from gridpilot_sim.exposure.motion import MotionSpec
 from gridpilot_sim.exposure.movie import expected_frame, prepare_exposure
@@ -104,18 +105,12 @@ class MicrographSpec:
         if any(f < 0 for f in self.species_fractions) or sum(self.species_fractions) <= 0:
             raise InvalidInput(f"species_fractions must be >= 0 with a positive sum, got "
                                f"{self.species_fractions}", field="species_fractions")
-        for name in ("aggregated_fraction", "carbon_fraction"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise InvalidInput(f"{name} must be in [0, 1], got {getattr(self, name)}", field=name)
+        require_fraction(self, ("aggregated_fraction", "carbon_fraction"))
         if self.n_frames < 2:
             raise InvalidInput(f"n_frames must be >= 2 (odd and even sums), got {self.n_frames}",
                                field="n_frames")
-        for name in ("dose_e_per_a2", "pixel_size_a"):
-            if getattr(self, name) <= 0:
-                raise InvalidInput(f"{name} must be positive, got {getattr(self, name)}", field=name)
-        for name in ("density_per_um2", "carbon_nm", "ice_nm", "contamination_count"):
-            if getattr(self, name) < 0:
-                raise InvalidInput(f"{name} must be >= 0, got {getattr(self, name)}", field=name)
+        require_positive(self, ("dose_e_per_a2", "pixel_size_a"))
+        require_non_negative(self, ("density_per_um2", "carbon_nm", "ice_nm", "contamination_count"))
 
     @property
     def field_xy_a(self) -> tuple[float, float]:

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gridpilot.errors import InvalidInput
+from gridpilot_sim.checks import require_non_negative, require_positive
 
 __all__ = ["DOMING_TERMS", "DomingField", "DriftTrajectory", "MotionSpec", "doming_field", "drift_trajectory"]
 
@@ -55,14 +56,8 @@ class MotionSpec:
     def __post_init__(self) -> None:
         if self.substeps < 1:
             raise InvalidInput(f"substeps must be >= 1, got {self.substeps}", field="substeps")
-        if self.jump_exposure_e_per_a2 <= 0:
-            raise InvalidInput(
-                f"jump_exposure_e_per_a2 must be positive, got {self.jump_exposure_e_per_a2}",
-                field="jump_exposure_e_per_a2",
-            )
-        for name in ("initial_jump_a", "stage_drift_a_per_frame", "random_walk_a", "doming_a"):
-            if getattr(self, name) < 0:
-                raise InvalidInput(f"{name} must be >= 0, got {getattr(self, name)}", field=name)
+        require_positive(self, ("jump_exposure_e_per_a2",))
+        require_non_negative(self, ("initial_jump_a", "stage_drift_a_per_frame", "random_walk_a", "doming_a"))
 
     @classmethod
     def still(cls) -> MotionSpec:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from gridpilot.errors import InvalidInput
+from gridpilot_sim.checks import require_non_negative, require_positive
 from gridpilot_sim.exposure.detector import DetectorSpec
 from gridpilot_sim.exposure.motion import MotionSpec
 from gridpilot_sim.exposure.transfer import LensParams
@@ -111,16 +112,10 @@ class ExposureSpec:
                                field="pixel_size_a")
         if self.n_frames < 1:
             raise InvalidInput(f"n_frames must be >= 1, got {self.n_frames}", field="n_frames")
-        positive = ("dose_per_frame_e_per_a2", "voltage_kv", "ice_attenuation_nm", "depth_bin_a",
-                    "support_attenuation_nm")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise InvalidInput(f"{name} must be positive, got {getattr(self, name)}", field=name)
-        non_negative = ("ice_nm", "b_factor_a2", "ice_noise_scale", "crystalline_ice_rad", "support_nm",
-                        "focal_spread_a", "illumination_semi_angle_mrad", "cs_mm")
-        for name in non_negative:
-            if getattr(self, name) < 0:
-                raise InvalidInput(f"{name} must be >= 0, got {getattr(self, name)}", field=name)
+        require_positive(self, ("dose_per_frame_e_per_a2", "voltage_kv", "ice_attenuation_nm", "depth_bin_a",
+                                "support_attenuation_nm"))
+        require_non_negative(self, ("ice_nm", "b_factor_a2", "ice_noise_scale", "crystalline_ice_rad",
+                                    "support_nm", "focal_spread_a", "illumination_semi_angle_mrad", "cs_mm"))
         if not 0.0 <= self.amplitude_contrast < 1.0:
             raise InvalidInput(f"amplitude_contrast must be in [0, 1), got {self.amplitude_contrast}",
                                field="amplitude_contrast")

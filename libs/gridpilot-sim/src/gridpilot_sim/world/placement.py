@@ -21,7 +21,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from gridpilot.errors import InvalidInput
+from gridpilot_sim.checks import require_fraction, require_non_negative
 from gridpilot_sim.world.orientations import preferred_quaternions, random_quaternions
 
 __all__ = ["ParticlePlacement", "ParticleSpec", "PlacedParticles", "areal_density_per_um2", "place_particles"]
@@ -65,12 +65,8 @@ class ParticleSpec:
     areal_density_per_um2: float | None = None
 
     def __post_init__(self) -> None:
-        if self.concentration_per_um3 < 0:
-            raise InvalidInput(f"concentration_per_um3 must be >= 0, got {self.concentration_per_um3}",
-                               field="concentration_per_um3")
-        for name in ("preferred_fraction", "max_aggregated_fraction"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise InvalidInput(f"{name} must be in [0, 1], got {getattr(self, name)}", field=name)
+        require_non_negative(self, ("concentration_per_um3",))
+        require_fraction(self, ("preferred_fraction", "max_aggregated_fraction"))
 
 
 @dataclass(frozen=True)
