@@ -23,59 +23,63 @@ import scipy.sparse as sp
 __all__ = ["back_project", "backprojection_matrix", "project_volume", "projection_matrix"]
 
 
-def _lerp_entries(pos: npt.NDArray[np.float64], n: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
-    """Lower neighbour, fraction and validity of linear interpolation at positions on 0..n−1."""
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+
+def _centred(nx: int, nz: int, angles_deg: npt.ArrayLike) -> tuple[F64, float, F64, F64]:
+    """Tilt angles (rad), the x centre, and centred x and z coordinates of an ``(nz, nx)`` slice."""
+    angles = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))
+    cx, cz = (nx - 1) / 2.0, (nz - 1) / 2.0
+    return angles, cx, np.arange(nx, dtype=np.float64) - cx, np.arange(nz, dtype=np.float64) - cz
+
+
+def _lerp_taps(pos: F64, n: int) -> list[tuple[I64, F64, npt.NDArray[np.bool_]]]:
+    """Linear interpolation at positions on 0..n−1: for the lower and the upper neighbour, its
+    index, its weight and where it is inside and weighs anything."""
     i0 = np.floor(pos).astype(np.int64)
     frac = pos - i0
-    return i0, frac, (i0 >= -1) & (i0 < n)
+    taps = []
+    for off, w in ((0, 1.0 - frac), (1, frac)):
+        ii = i0 + off
+        taps.append((ii, w, (ii >= 0) & (ii < n) & (w > 0)))
+    return taps
+
+
+def _csr(rows: list[I64], cols: list[I64], vals: list[F64], shape: tuple[int, int]) -> sp.csr_matrix:
+    return sp.csr_matrix(
+        (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))), shape=shape,
+    )
 
 
 def projection_matrix(nx: int, nz: int, angles_deg: npt.ArrayLike) -> sp.csr_matrix:
     """Sparse ``(T·nx, nz·nx)`` projector; row ``t·nx + u``, column ``z·nx + x``."""
-    angles = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))
-    cx, cz = (nx - 1) / 2.0, (nz - 1) / 2.0
-    u = np.arange(nx) - cx
-    z = np.arange(nz) - cz
+    angles, cx, u, z = _centred(nx, nz, angles_deg)
     rows, cols, vals = [], [], []
     for t, a in enumerate(angles):
         c, s = np.cos(a), np.sin(a)
         x = (u[None, :] - z[:, None] * s) / c + cx  # (nz, nx): slice z, detector column u
-        i0, f, _ = _lerp_entries(x, nx)
         zz = np.broadcast_to(np.arange(nz)[:, None], x.shape)
         uu = np.broadcast_to(np.arange(nx)[None, :], x.shape)
-        for off, w in ((0, 1.0 - f), (1, f)):
-            ii = i0 + off
-            ok = (ii >= 0) & (ii < nx) & (w > 0)
+        for ii, w, ok in _lerp_taps(x, nx):
             rows.append(t * nx + uu[ok])
             cols.append(zz[ok] * nx + ii[ok])
             vals.append(w[ok] / c)
-    return sp.csr_matrix(
-        (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(len(angles) * nx, nz * nx),
-    )
+    return _csr(rows, cols, vals, (len(angles) * nx, nz * nx))
 
 
 def backprojection_matrix(nx: int, nz: int, angles_deg: npt.ArrayLike) -> sp.csr_matrix:
     """Sparse ``(nz·nx, T·nx)`` voxel-driven back-projector (sum over tilts, unweighted)."""
-    angles = np.deg2rad(np.asarray(angles_deg, dtype=np.float64))
-    cx, cz = (nx - 1) / 2.0, (nz - 1) / 2.0
-    x = np.arange(nx) - cx
-    z = np.arange(nz) - cz
+    angles, cx, x, z = _centred(nx, nz, angles_deg)
     rows, cols, vals = [], [], []
     vox = np.arange(nz)[:, None] * nx + np.arange(nx)[None, :]
     for t, a in enumerate(angles):
         u = x[None, :] * np.cos(a) + z[:, None] * np.sin(a) + cx  # (nz, nx)
-        i0, f, _ = _lerp_entries(u, nx)
-        for off, w in ((0, 1.0 - f), (1, f)):
-            ii = i0 + off
-            ok = (ii >= 0) & (ii < nx) & (w > 0)
+        for ii, w, ok in _lerp_taps(u, nx):
             rows.append(vox[ok])
             cols.append(t * nx + ii[ok])
             vals.append(w[ok])
-    return sp.csr_matrix(
-        (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(nz * nx, len(angles) * nx),
-    )
+    return _csr(rows, cols, vals, (nz * nx, len(angles) * nx))
 
 
 def project_volume(volume: npt.NDArray[np.floating], angles_deg: npt.ArrayLike) -> npt.NDArray[np.float32]:
