@@ -136,6 +136,32 @@ def _crop(sample: TwinSample, rng: np.random.Generator, crop: int) -> tuple[F32,
     return randomise(np.ascontiguousarray(img), rng), boxes, classes, ignore
 
 
+def _optimiser(net: Any, *, lr: float, steps: int) -> tuple[Any, Any]:
+    """AdamW (weight decay 1e-4) under a one-cycle schedule peaking at ``lr`` after 10 % of the steps."""
+    import torch
+
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    return opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
+
+
+def _step(net: Any, opt: Any, sched: Any, total: Any) -> None:
+    """One optimiser and schedule step on the loss ``total`` (gradients clipped to norm 5)."""
+    import torch
+
+    opt.zero_grad()
+    total.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+    opt.step()
+    sched.step()
+
+
+def _record(losses: dict[str, Any], step: int) -> dict[str, float]:
+    """A training-history row: each loss rounded to 4 decimals, and the step."""
+    rec = {k: round(float(v.detach()), 4) for k, v in losses.items()}
+    rec["step"] = step
+    return rec
+
+
 def train(samples: list[TwinSample], *, steps: int, batch: int, width: int, lr: float, crop: int,
           seed: int, threads: int) -> tuple[Any, dict[str, Any]]:
     """Train a SquareNet on the samples; returns the network (eval mode) and a training record."""
@@ -153,8 +179,7 @@ def train(samples: list[TwinSample], *, steps: int, batch: int, width: int, lr: 
     weights = 1.0 / np.sqrt(np.maximum(counts, 1.0))
     weights = weights / weights.mean()
     net = SquareNet(width=width)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
+    opt, sched = _optimiser(net, lr=lr, steps=steps)
     cw = torch.tensor(weights, dtype=torch.float32)
     grid = (crop // STRIDE, crop // STRIDE)
     history: list[dict[str, float]] = []
@@ -176,14 +201,9 @@ def train(samples: list[TwinSample], *, steps: int, batch: int, width: int, lr: 
                    "cls": torch.from_numpy(np.stack(clss)), "size": torch.from_numpy(np.stack(sizes)),
                    "offset": torch.from_numpy(np.stack(offs))}
         losses = detection_loss(net(x), targets, cw)
-        opt.zero_grad()
-        losses["total"].backward()  # type: ignore[no-untyped-call]
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        opt.step()
-        sched.step()
+        _step(net, opt, sched, losses["total"])
         if step % 50 == 0 or step == steps - 1:
-            rec = {k: round(float(v.detach()), 4) for k, v in losses.items()}
-            rec["step"] = step
+            rec = _record(losses, step)
             history.append(rec)
             logger.info("step %d/%d loss %.3f (heat %.3f cls %.3f size %.3f off %.3f) %.0f s", step, steps,
                         rec["total"], rec["heat"], rec["cls"], rec["size"], rec["offset"],
@@ -237,8 +257,7 @@ def train_classifier(bank: CropBank, *, steps: int, batch: int, width: int, lr: 
     p = 1.0 / np.sqrt(np.maximum(counts, 1.0))[bank.classes]
     p = p / p.sum()
     net = CropNet(width=width)
-    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
+    opt, sched = _optimiser(net, lr=lr, steps=steps)
     history: list[dict[str, float]] = []
     start = time.perf_counter()
     net.train()
@@ -247,14 +266,9 @@ def train_classifier(bank: CropBank, *, steps: int, batch: int, width: int, lr: 
         x, d = augment_crops(bank.crops[idx].astype(np.float32), bank.deltas[idx], rng)
         out = net(torch.from_numpy(np.ascontiguousarray(x[:, None])))
         losses = crop_loss(out, torch.from_numpy(bank.classes[idx]), torch.from_numpy(d))
-        opt.zero_grad()
-        losses["total"].backward()  # type: ignore[no-untyped-call]
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-        opt.step()
-        sched.step()
+        _step(net, opt, sched, losses["total"])
         if step % 100 == 0 or step == steps - 1:
-            rec = {k: round(float(v.detach()), 4) for k, v in losses.items()}
-            rec["step"] = step
+            rec = _record(losses, step)
             rec["accuracy"] = round(float((out[:, :len(_CROP_CLASSES)].argmax(1).numpy() == bank.classes[idx]).mean()), 3)
             history.append(rec)
             logger.info("classifier step %d/%d loss %.3f (cls %.3f box %.3f) acc %.2f %.0f s", step, steps,
