@@ -50,11 +50,11 @@ def test_a_large_square_is_averaged_not_aliased() -> None:
 
 def test_box_deltas_and_refine_boxes_are_inverse() -> None:
     rng = np.random.default_rng(3)
-    truth = np.array([[50.0, 60.0, 110.0, 118.0], [0.0, 0.0, 20.0, 30.0], [300.0, 200.0, 480.0, 390.0]])
-    boxes = jitter_boxes(truth, rng, (1000, 1000))
-    assert not np.allclose(boxes, truth)
-    np.testing.assert_allclose(refine_boxes(boxes, box_deltas(boxes, truth)), truth, atol=1e-6)
-    np.testing.assert_allclose(refine_boxes(truth, np.zeros((3, 4))), truth)
+    targets = np.array([[50.0, 60.0, 110.0, 118.0], [0.0, 0.0, 20.0, 30.0], [300.0, 200.0, 480.0, 390.0]])
+    boxes = jitter_boxes(targets, rng, (1000, 1000))
+    assert not np.allclose(boxes, targets)
+    np.testing.assert_allclose(refine_boxes(boxes, box_deltas(boxes, targets)), targets, atol=1e-6)
+    np.testing.assert_allclose(refine_boxes(targets, np.zeros((3, 4))), targets)
 
 
 def test_flips_and_turns_move_the_box_targets_with_the_crop() -> None:

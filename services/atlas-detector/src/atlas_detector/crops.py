@@ -129,8 +129,11 @@ def refine_boxes(boxes: F64, deltas: F64, *, context: float = CONTEXT) -> F64:
     return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
 
 
-def box_deltas(boxes: F64, truth: F64, *, context: float = CONTEXT) -> F64:
-    """Targets in tanh units such that ``refine_boxes(boxes, deltas) == truth`` (clamped).
+def box_deltas(boxes: F64, targets: F64, *, context: float = CONTEXT) -> F64:
+    """Corrections in tanh units such that ``refine_boxes(boxes, deltas) == targets`` (clamped).
+
+    ``targets`` are the (N, 4) boxes the corrections should reach; in training (crop_data.py)
+    they are the labelled boxes, and the result is the classifier's regression target.
 
     >>> import numpy as np
     >>> b, t = np.array([[10.0, 10.0, 30.0, 30.0]]), np.array([[12.0, 9.0, 34.0, 29.0]])
@@ -138,7 +141,7 @@ def box_deltas(boxes: F64, truth: F64, *, context: float = CONTEXT) -> F64:
     True
     """
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    t = np.asarray(truth, dtype=np.float64).reshape(-1, 4)
+    t = np.asarray(targets, dtype=np.float64).reshape(-1, 4)
     side = crop_frames(b, context=context)[:, 2]
     lim = math.tanh(3.0)
     dx = ((t[:, 0] + t[:, 2]) - (b[:, 0] + b[:, 2])) / 2 / (MAX_SHIFT * side)
