@@ -24,11 +24,12 @@ from gridpilot.service.uploads import read_upload
 from gridpilot.storage import keys
 
 from .config import AtlasSettings
+from .lattice import centred_affine
 from .model import SquareModel
 from .preprocessing import check_pixel_size_um
 from .service import A_PER_UM, decode_atlas, run_atlas_job
 
-__all__ = ["ModelInfo", "centred_affine", "router"]
+__all__ = ["ModelInfo", "router"]
 
 router = APIRouter(prefix="/v1", tags=["atlas"])
 
@@ -52,17 +53,6 @@ class ModelInfo(BaseModel):
     input_size: int
     providers: list[str]
     classes: list[str]
-
-
-def centred_affine(shape: tuple[int, int], pixel_size_um: float) -> tuple[tuple[float, float, float],
-                                                                           tuple[float, float, float]]:
-    """Pixel ``(x, y)`` → µm from the image centre, +y up (the atlas of an upload has no stage).
-
-    >>> centred_affine((3, 5), 2.0)
-    ((2.0, 0.0, -4.0), (0.0, -2.0, 2.0))
-    """
-    h, w = shape
-    return ((pixel_size_um, 0.0, -pixel_size_um * (w - 1) / 2), (0.0, -pixel_size_um, pixel_size_um * (h - 1) / 2))
 
 
 def _model(deps: ServiceDeps) -> SquareModel:

@@ -27,7 +27,7 @@ from typing import Any
 from gridpilot.errors import GridpilotError, NotFound
 from gridpilot.storage.mrc import read_mrc
 
-from .api import centred_affine
+from .lattice import centred_affine
 from .model import SquareModel
 from .picture import draw_squares
 from .preprocessing import PIXEL_SIZE_RANGE_UM, check_pixel_size_um

@@ -22,7 +22,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Affine", "LatticeFit", "fit_lattice", "pixel_to_stage"]
+__all__ = ["Affine", "LatticeFit", "centred_affine", "fit_lattice", "pixel_to_stage"]
 
 F64 = npt.NDArray[np.float64]
 Affine = tuple[tuple[float, float, float], tuple[float, float, float]]
@@ -90,3 +90,13 @@ def pixel_to_stage(affine: Affine, x_px: F64, y_px: F64) -> tuple[F64, F64]:
     x = np.asarray(x_px, dtype=np.float64)
     y = np.asarray(y_px, dtype=np.float64)
     return a * x + b * y + tx, c * x + d * y + ty
+
+
+def centred_affine(shape: tuple[int, int], pixel_size_um: float) -> Affine:
+    """Pixel ``(x, y)`` → µm from the image centre, +y up (for an atlas with no stage position).
+
+    >>> centred_affine((3, 5), 2.0)
+    ((2.0, 0.0, -4.0), (0.0, -2.0, 2.0))
+    """
+    h, w = shape
+    return ((pixel_size_um, 0.0, -pixel_size_um * (w - 1) / 2), (0.0, -pixel_size_um, pixel_size_um * (h - 1) / 2))
