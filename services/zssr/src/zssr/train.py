@@ -28,7 +28,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -308,6 +308,16 @@ def _group_channels(frames: npt.NDArray[np.float64], shifts: npt.NDArray[np.floa
     return np.stack([*placed, place_on_grid(frames, shifts, scale)])
 
 
+def _channels_last(net: ResidualSR) -> ResidualSR:
+    """``net`` (moved in place) with its convolution weights in channels-last order.
+
+    ``Module.to`` takes ``memory_format`` at run time (it parses its arguments as ``Tensor.to``
+    does), but none of its typed overloads lists it; the call goes through an untyped view.
+    """
+    to = cast("Callable[..., ResidualSR]", net.to)
+    return to(memory_format=torch.channels_last)
+
+
 @torch.no_grad()
 def infer(net: ResidualSR, frames: npt.NDArray[np.floating], shifts_xy_px: npt.NDArray[np.floating], *,
           scale: int, params: ZssrParams, device: torch.device | None = None) -> npt.NDArray[np.float64]:
@@ -317,7 +327,7 @@ def infer(net: ResidualSR, frames: npt.NDArray[np.floating], shifts_xy_px: npt.N
     was trained at) and their outputs averaged. Returns (sH, sW) float64 in the frames' units.
     """
     device = device or next(net.parameters()).device
-    net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks it
+    net = _channels_last(net)
     stack = np.asarray(frames, dtype=np.float64)
     shifts = np.asarray(shifts_xy_px, dtype=np.float64)
     offset, gain = normalisation(stack, shifts)
