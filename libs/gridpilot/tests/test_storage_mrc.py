@@ -12,7 +12,7 @@ import tifffile
 
 from gridpilot.errors import InvalidInput, NotFound
 from gridpilot.storage import ArrayMeta, decode_mrc, encode_mrc, read_image_file
-from gridpilot.storage.mrc import check_mrc_header, read_mrc, write_mrc
+from gridpilot.storage.mrc import check_header_pixel_size, check_mrc_header, read_mrc, write_mrc
 
 
 @pytest.mark.parametrize("dtype", ["float32", "int16", "uint16", "int8", "float16"])
@@ -159,3 +159,15 @@ def test_a_header_with_a_negative_dimension_or_an_unknown_mode_is_refused() -> N
     struct.pack_into("<i", data, 12, 99)
     with pytest.raises(InvalidInput, match="unknown MRC mode 99"):
         check_mrc_header(bytes(data), len(data))
+
+
+@pytest.mark.parametrize(("header_a", "refused"), [(0.0, False), (1.06, False), (1.10, False),
+                                                   (1.12, True), (0.5, True), (2.12, True)])
+def test_a_header_pixel_size_more_than_five_percent_from_the_job_is_refused(header_a: float,
+                                                                            refused: bool) -> None:
+    if not refused:
+        check_header_pixel_size(header_a, 1.06, key="movie.mrc")
+        return
+    with pytest.raises(InvalidInput, match=f"movie.mrc says {header_a:.3f}") as info:
+        check_header_pixel_size(header_a, 1.06, key="movie.mrc")
+    assert info.value.details["field"] == "pixel_size_a"

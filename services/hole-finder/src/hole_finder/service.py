@@ -16,8 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from gridpilot.contracts import DetectHolesJob, HolesDetected
-from gridpilot.errors import InvalidInput
 from gridpilot.storage import ObjectStore
+from gridpilot.storage.mrc import check_header_pixel_size
 
 from .holes import HoleSet, find_holes
 from .model import HoleModel
@@ -55,9 +55,7 @@ async def detect_holes(job: DetectHolesJob, store: ObjectStore, model: HoleModel
     image, meta = await store.get_array(job.square_key)
     if image.ndim == 3 and image.shape[0] > 1:
         image = np.asarray(image).mean(axis=0)  # a movie or a montage stack: its sum is the image
-    if meta.pixel_size_a and abs(meta.pixel_size_a - job.pixel_size_a) > 0.05 * job.pixel_size_a:
-        raise InvalidInput(f"the job says pixel_size_a={job.pixel_size_a} but {job.square_key} says "
-                           f"{meta.pixel_size_a:.1f} Å", field="pixel_size_a")
+    check_header_pixel_size(meta.pixel_size_a, job.pixel_size_a, key=job.square_key)
     found = await asyncio.to_thread(run_find_holes, image, job, model)
     result = result_from(job, found, model=model, service=service, elapsed_s=time.perf_counter() - start)
     targets = sum(h.label == "hole" for h in result.holes)

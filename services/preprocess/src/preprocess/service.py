@@ -17,8 +17,9 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from gridpilot.contracts import MoviePreprocessed, PreprocessMovieJob
-from gridpilot.errors import GridpilotError, InvalidInput, classify
+from gridpilot.errors import GridpilotError, classify
 from gridpilot.storage import ObjectStore, keys
+from gridpilot.storage.mrc import check_header_pixel_size
 
 from .config import PreprocessSettings
 from .io import probe_movie, read_image, read_movie
@@ -61,10 +62,7 @@ async def run_preprocess_job(job: PreprocessMovieJob, store: ObjectStore, *, set
                       f"patches {job.params.patches[0]} x {job.params.patches[1]})")
     movie = read_movie(data)
     gain = read_image(await store.get_bytes(job.gain_key)) if job.gain_key else None
-    if movie.pixel_size_a and abs(movie.pixel_size_a - job.pixel_size_a) > 0.05 * job.pixel_size_a:
-        raise InvalidInput(
-            f"the job says pixel_size_a={job.pixel_size_a} but {job.movie_key} says "
-            f"{movie.pixel_size_a:.3f} Å", field="pixel_size_a")
+    check_header_pixel_size(movie.pixel_size_a, job.pixel_size_a, key=job.movie_key)
     work = asyncio.create_task(asyncio.to_thread(
         preprocess_movie, movie.frames, pixel_size_a=job.pixel_size_a, voltage_kv=job.voltage_kv,
         cs_mm=job.cs_mm, amplitude_contrast=job.amplitude_contrast,

@@ -23,6 +23,7 @@ import torch
 from gridpilot.contracts import MovieSuperResolved, ZssrMovieJob
 from gridpilot.errors import InvalidInput
 from gridpilot.storage import ObjectStore, keys
+from gridpilot.storage.mrc import check_header_pixel_size
 
 from .config import ZssrSettings
 from .model import pick_device
@@ -67,9 +68,7 @@ async def run_zssr_job(job: ZssrMovieJob, store: ObjectStore, settings: ZssrSett
     """
     start = time.perf_counter()
     frames, header_px = await read_movie_frames(store, job.movie_key)
-    if header_px and abs(header_px - job.pixel_size_a) > 0.05 * job.pixel_size_a:
-        raise InvalidInput(f"the job says pixel_size_a={job.pixel_size_a} but {job.movie_key} "
-                           f"says {header_px:.3f} Å", field="pixel_size_a")
+    check_header_pixel_size(header_px, job.pixel_size_a, key=job.movie_key)
     params = PRESETS[job.preset]
     if settings.max_iterations is not None and settings.max_iterations < params.max_iterations:
         params = params.with_(max_iterations=settings.max_iterations,

@@ -34,11 +34,13 @@ from mrcfile.mrcobject import MrcObject
 from gridpilot.errors import InvalidInput, NotFound
 
 __all__ = [
+    "HEADER_PIXEL_TOLERANCE",
     "MRC_CONTENT_TYPE",
     "MRC_DTYPES",
     "ArrayMeta",
     "MrcHeader",
     "check_array",
+    "check_header_pixel_size",
     "check_mrc_header",
     "decode_mrc",
     "encode_mrc",
@@ -59,6 +61,8 @@ _TIFF_SUFFIXES: Final = frozenset({".tif", ".tiff"})
 _HEADER_BYTES: Final[int] = 1024
 #: Bytes per voxel of each MRC mode (mode 101 packs two 4-bit voxels in a byte).
 _MODE_BYTES: Final[dict[int, float]] = {0: 1, 1: 2, 2: 4, 3: 4, 4: 8, 6: 2, 12: 2, 101: 0.5}
+#: A file's header may give a pixel size this fraction away from the job's (rounding in headers).
+HEADER_PIXEL_TOLERANCE: Final[float] = 0.05
 # Machine stamp: 0x44 0x44 (or 0x44 0x41) little-endian, 0x11 0x11 big-endian.
 _BIG_ENDIAN_STAMP: Final[int] = 0x11
 # TIFF ResolutionUnit: 2 = inch, 3 = centimetre; resolution is pixels per unit.
@@ -130,6 +134,24 @@ def check_array(array: npt.NDArray[Any], pixel_size_a: float, volume: bool = Fal
     if not (isinstance(pixel_size_a, (int, float)) and math.isfinite(pixel_size_a)
             and pixel_size_a > 0):
         raise InvalidInput(f"pixel_size_a must be a positive number, got {pixel_size_a!r}",
+                           field="pixel_size_a")
+
+
+def check_header_pixel_size(header_a: float | None, job_a: float, *, key: str,
+                            tolerance: float = HEADER_PIXEL_TOLERANCE) -> None:
+    """Refuse a file whose header pixel size contradicts the job's (0 or None: the header says nothing).
+
+    >>> check_header_pixel_size(0.0, 1.06, key="movie.mrc")
+    >>> check_header_pixel_size(2.12, 1.06, key="movie.mrc")
+    Traceback (most recent call last):
+    ...
+    gridpilot.errors.InvalidInput: the job says pixel_size_a=1.06 but movie.mrc says 2.120 Å
+
+    Raises:
+        InvalidInput: ``|header_a − job_a| > tolerance · job_a`` (field ``pixel_size_a``).
+    """
+    if header_a and abs(header_a - job_a) > tolerance * job_a:
+        raise InvalidInput(f"the job says pixel_size_a={job_a} but {key} says {header_a:.3f} Å",
                            field="pixel_size_a")
 
 
