@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+from gridpilot.bus import heartbeat_until_done
 from gridpilot.contracts import MoviePreprocessed, PreprocessMovieJob
 from gridpilot.errors import GridpilotError, classify
 from gridpilot.storage import ObjectStore, keys
@@ -67,12 +68,7 @@ async def run_preprocess_job(job: PreprocessMovieJob, store: ObjectStore, *, set
         preprocess_movie, movie.frames, pixel_size_a=job.pixel_size_a, voltage_kv=job.voltage_kv,
         cs_mm=job.cs_mm, amplitude_contrast=job.amplitude_contrast,
         dose_per_frame_e_per_a2=job.dose_per_frame_e_per_a2, params=job.params, gain=gain))
-    while True:
-        done, _ = await asyncio.wait({work}, timeout=_HEARTBEAT_S)
-        if done:
-            break
-        if heartbeat is not None:
-            await heartbeat()
+    await heartbeat_until_done(work, heartbeat, every_s=_HEARTBEAT_S)
     try:
         out: PreprocessOutput = work.result()
     except GridpilotError:

@@ -20,6 +20,7 @@ import numpy.typing as npt
 import tifffile
 import torch
 
+from gridpilot.bus import heartbeat_until_done
 from gridpilot.contracts import MovieSuperResolved, ZssrMovieJob
 from gridpilot.errors import InvalidInput
 from gridpilot.storage import ObjectStore, keys
@@ -78,13 +79,8 @@ async def run_zssr_job(job: ZssrMovieJob, store: ObjectStore, settings: ZssrSett
     work = asyncio.create_task(asyncio.to_thread(
         super_resolve, frames, scale=job.scale, shifts_xy_px=job.shifts_xy_px, params=params,
         device=device))
-    # The worker heartbeats too; this loop also covers POST /v1/zssr callers' keep-alive.
-    while True:
-        done, _ = await asyncio.wait({work}, timeout=_HEARTBEAT_S)
-        if done:
-            break
-        if heartbeat is not None:
-            await heartbeat()
+    # The worker heartbeats too; this wait also covers POST /v1/zssr callers' keep-alive.
+    await heartbeat_until_done(work, heartbeat, every_s=_HEARTBEAT_S)
     out: SuperResolved = work.result()
     key = keys.exposure_key(job.session_id or _UNGROUPED, job.grid_id or _UNGROUPED,
                             job.exposure_id, "zssr")

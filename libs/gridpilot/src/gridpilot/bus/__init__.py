@@ -25,7 +25,7 @@ from __future__ import annotations
 from .connection import Bus
 from .events import EventMsg, EventSubscription
 from .headers import GRIDPILOT_ERROR, IDEMPOTENCY_KEY, MSG_ID, TRACEPARENT, new_trace_id
-from .job import JobContext
+from .job import JobContext, heartbeat_until_done
 from .metrics import JobMetrics, job_metrics
 from .rpc import Responder, error_class
 from .settings import BusSettings
@@ -48,6 +48,7 @@ __all__ = [
     "Worker",
     "consumer_name",
     "error_class",
+    "heartbeat_until_done",
     "job_metrics",
     "new_trace_id",
 ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from nats.aio.msg import Msg
@@ -15,11 +17,34 @@ from .rpc import validation_summary
 if TYPE_CHECKING:
     from .connection import Bus
 
-__all__ = ["JobContext", "describe_payload_error", "json_object", "session_hint"]
+__all__ = ["JobContext", "describe_payload_error", "heartbeat_until_done", "json_object", "session_hint"]
 
 _ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: Payloads larger than this are not parsed for a hint (JetStream's default max is 1 MiB).
 _MAX_HINT_BYTES: Final[int] = 8 * 1024 * 1024
+
+
+async def heartbeat_until_done(task: asyncio.Future[Any], heartbeat: Callable[[], Awaitable[None]] | None, *,
+                               every_s: float) -> None:
+    """Wait until ``task`` is done, calling ``heartbeat`` every ``every_s`` seconds meanwhile.
+
+    For a handler that runs long science in a worker thread: the job stays marked in progress
+    (:meth:`JobContext.heartbeat`) however long the thread runs. The task's result or exception
+    is left for the caller to take (``task.result()``); an exception of ``heartbeat`` propagates.
+
+    >>> async def demo() -> int:
+    ...     work = asyncio.ensure_future(asyncio.sleep(0, result=42))
+    ...     await heartbeat_until_done(work, None, every_s=10.0)
+    ...     return work.result()
+    >>> asyncio.run(demo())
+    42
+    """
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=every_s)
+        if done:
+            return
+        if heartbeat is not None:
+            await heartbeat()
 
 
 class JobContext:
