@@ -27,23 +27,33 @@ from gridpilot_sim.world.world import World
 
 __all__ = ["add_tomo_args", "cell_spec_from_args", "tiltseries_product", "tomogram_product"]
 
-_DEFAULT_SHAPE_XYZ: Final[tuple[int, int, int]] = (512, 512, 128)
+#: The defaults of the options are the specs' own, stated once there.
+_CELL: Final[CellSpec] = CellSpec()
+_TILT: Final[TiltSeriesSpec] = TiltSeriesSpec()
+_DEFAULT_SHAPE_XYZ: Final[tuple[int, int, int]] = _CELL.shape_zyx[::-1]
 
 
 def add_tomo_args(p: argparse.ArgumentParser) -> None:
     """Options of the tomogram and tilt-series kinds."""
+    x, y, z = _DEFAULT_SHAPE_XYZ
     p.add_argument("--tomo-shape", type=int, nargs=3, metavar=("X", "Y", "Z"), default=list(_DEFAULT_SHAPE_XYZ),
-                   help="volume size in voxels (default 512 512 128)")
-    p.add_argument("--voxel-size-a", type=float, default=10.0, help="Å per voxel (default 10)")
+                   help=f"volume size in voxels (default {x} {y} {z})")
+    p.add_argument("--voxel-size-a", type=float, default=_CELL.voxel_size_a,
+                   help=f"Å per voxel (default {_CELL.voxel_size_a:g})")
     p.add_argument("--species", nargs="+", metavar="NAME=COUNT", default=None,
                    help="species and counts (default " + " ".join(f"{n}={c}" for n, c in DEFAULT_SPECIES) + ")")
-    p.add_argument("--crowders", type=int, default=400, help="small crowding proteins (default 400)")
-    p.add_argument("--vesicles", type=int, default=3, help="lipid vesicles (default 3)")
-    p.add_argument("--gold", type=int, default=8, help="10 nm gold fiducials (default 8)")
-    p.add_argument("--tilt-max-deg", type=float, default=60.0, help="largest tilt (default 60)")
-    p.add_argument("--tilt-step-deg", type=float, default=3.0, help="tilt increment (default 3)")
-    p.add_argument("--total-dose", type=float, default=120.0, help="dose of the whole series, e/Å² (default 120)")
-    p.add_argument("--defocus-um", type=float, default=4.0, help="underfocus, µm (default 4)")
+    p.add_argument("--crowders", type=int, default=_CELL.crowders,
+                   help=f"small crowding proteins (default {_CELL.crowders})")
+    p.add_argument("--vesicles", type=int, default=_CELL.vesicles, help=f"lipid vesicles (default {_CELL.vesicles})")
+    p.add_argument("--gold", type=int, default=_CELL.gold, help=f"10 nm gold fiducials (default {_CELL.gold})")
+    p.add_argument("--tilt-max-deg", type=float, default=_TILT.tilt_max_deg,
+                   help=f"largest tilt (default {_TILT.tilt_max_deg:g})")
+    p.add_argument("--tilt-step-deg", type=float, default=_TILT.tilt_step_deg,
+                   help=f"tilt increment (default {_TILT.tilt_step_deg:g})")
+    p.add_argument("--total-dose", type=float, default=_TILT.total_dose_e_per_a2,
+                   help=f"dose of the whole series, e/Å² (default {_TILT.total_dose_e_per_a2:g})")
+    p.add_argument("--defocus-um", type=float, default=_TILT.defocus_um,
+                   help=f"underfocus, µm (default {_TILT.defocus_um:g})")
 
 
 def _species(values: list[str] | None) -> tuple[tuple[str, int], ...]:
@@ -60,16 +70,18 @@ def _species(values: list[str] | None) -> tuple[tuple[str, int], ...]:
 
 def cell_spec_from_args(opts: argparse.Namespace, seed: int) -> CellSpec:
     x, y, z = (int(v) for v in getattr(opts, "tomo_shape", _DEFAULT_SHAPE_XYZ))
-    return CellSpec(shape_zyx=(z, y, x), voxel_size_a=float(getattr(opts, "voxel_size_a", 10.0)),
-                    species=_species(getattr(opts, "species", None)), crowders=int(getattr(opts, "crowders", 400)),
-                    vesicles=int(getattr(opts, "vesicles", 3)), gold=int(getattr(opts, "gold", 8)), seed=seed)
+    return CellSpec(shape_zyx=(z, y, x), voxel_size_a=float(getattr(opts, "voxel_size_a", _CELL.voxel_size_a)),
+                    species=_species(getattr(opts, "species", None)),
+                    crowders=int(getattr(opts, "crowders", _CELL.crowders)),
+                    vesicles=int(getattr(opts, "vesicles", _CELL.vesicles)), gold=int(getattr(opts, "gold", _CELL.gold)),
+                    seed=seed)
 
 
 def _tilt_spec(opts: argparse.Namespace) -> TiltSeriesSpec:
-    return TiltSeriesSpec(tilt_max_deg=float(getattr(opts, "tilt_max_deg", 60.0)),
-                          tilt_step_deg=float(getattr(opts, "tilt_step_deg", 3.0)),
-                          total_dose_e_per_a2=float(getattr(opts, "total_dose", 120.0)),
-                          defocus_um=float(getattr(opts, "defocus_um", 4.0)),
+    return TiltSeriesSpec(tilt_max_deg=float(getattr(opts, "tilt_max_deg", _TILT.tilt_max_deg)),
+                          tilt_step_deg=float(getattr(opts, "tilt_step_deg", _TILT.tilt_step_deg)),
+                          total_dose_e_per_a2=float(getattr(opts, "total_dose", _TILT.total_dose_e_per_a2)),
+                          defocus_um=float(getattr(opts, "defocus_um", _TILT.defocus_um)),
                           noise=not bool(getattr(opts, "no_noise", False)))
 
 
