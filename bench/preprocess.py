@@ -82,7 +82,7 @@ from benchlib.teamtomo import Teamtomo  # noqa: E402
 DEFAULT_COUNT: Final[int] = 24
 DEFAULT_SESSION_COUNT: Final[int] = 24
 DEFAULT_TUNING_COUNT: Final[int] = 16
-DEFAULT_SESSION_TUNING_COUNT: Final[int] = 16
+DEFAULT_SESSION_TUNING_COUNT: Final[int] = 48
 QUICK_COUNT: Final[int] = 4
 MIN_ASTIG_FOR_ANGLE_A: Final[float] = 300.0
 DETECTOR_MOVIES_PER_HOUR: Final[float] = 500.0
@@ -301,8 +301,9 @@ def run_set(name: str, movies: Iterable[BenchMovie], *, relion: bool, teamtomo: 
         print(
             f"[{name} {i + 1}] defocus {row['defocus_truth_a']:.0f} Å err {row['defocus_err_a']:.0f} Å "
             f"(1D {row['baseline_1d_defocus_err_a']:.0f}), {'confident' if row['confident'] else 'NOT confident'}"
-            f"{'' if row['confident'] else ' (' + row['reason'] + ')'}; fit {row['fit_resolution_a']:.1f} Å; "
-            f"ice {row['ice_truth_nm']:.0f} nm, {row['frames']} frames; drift err {row['drift_rms_px']:.2f} px"
+            f"{'' if row['confident'] else ' (' + row['reason'] + ')'}; fit {row['fit_resolution_a']:.1f} Å, "
+            f"CC {row['cc']:.3f}; ice {row['ice_truth_nm']:.0f} nm, {row['frames']} frames, "
+            f"{row['dose_total_e_per_a2']:.0f} e/Å²; drift err {row['drift_rms_px']:.2f} px"
             f"{rel}; {row['time_s']:.2f} s",
             flush=True,
         )
