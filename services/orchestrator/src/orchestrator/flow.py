@@ -10,7 +10,7 @@ for preprocessing without waiting for it.
 Every command goes through the :class:`~orchestrator.journal.Journal` (written before it is
 sent, keyed by where it is in the flow), so running :meth:`SessionFlow.run` again after a crash
 resumes where it stopped. The protocol decides which steps run at each level; the policies
-decide targets; the twin's truth is never read here.
+decide targets from what the detectors measured.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -49,9 +49,7 @@ from .models import Atlas, Grid, Session
 from .params import SessionParams, merged_params
 from .protocols import Protocol, parse_protocol
 
-__all__ = ["LEASE_TTL_S", "FlowStats", "SessionFlow", "TruthSource"]
-
-TruthSource = Callable[[str, list[tuple[str, float, float]]], Awaitable[dict[str, float]]]
+__all__ = ["LEASE_TTL_S", "FlowStats", "SessionFlow"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +94,6 @@ class SessionFlow:
         self.engine, self.bus, self.session_id = engine, bus, session_id
         self.store = store
         self.lease_ttl_s = lease_ttl_s
-        #: Set by a bench only: (square image key, [(hole id, x µm, y µm)]) → true ice, nm,
-        #: the input of the ``oracle`` selector. The product never reads the twin's truth.
-        self.truth_source: TruthSource | None = None
         self.say = progress or (lambda text: logger.info("%s", text))
         self.stats = FlowStats()
         with session_scope(engine) as db:

@@ -3,7 +3,7 @@
 The atlas with every detected square drawn in its class colour (chosen ones labelled), each
 visited square with its holes drawn by intensity bin (rejected darkest bin in red) and chosen
 ones labelled, the exposures with their CTF and motion figures, timings, and what was skipped
-and why. Nothing here reads the twin's truth: the figures are what the session measured.
+and why. The figures are what the session measured.
 
 ::
 

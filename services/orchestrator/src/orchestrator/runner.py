@@ -18,7 +18,7 @@ from gridpilot.bus import Bus
 from gridpilot.storage import ObjectStore
 
 from .db import session_scope
-from .flow import LEASE_TTL_S, SessionFlow, TruthSource
+from .flow import LEASE_TTL_S, SessionFlow
 from .models import Session
 
 __all__ = ["SessionRunner"]
@@ -33,8 +33,6 @@ class SessionRunner:
         self.engine, self.bus, self.store, self.progress = engine, bus, store, progress
         self.lease_ttl_s = lease_ttl_s
         self.tasks: dict[str, asyncio.Task[str]] = {}
-        #: Handed to every flow started from now on (benches' ``oracle`` only).
-        self.truth_source: TruthSource | None = None
         self.flows: dict[str, SessionFlow] = {}
 
     def start(self, session_id: str) -> bool:
@@ -44,7 +42,6 @@ class SessionRunner:
             return False
         flow = SessionFlow(self.engine, self.bus, session_id, store=self.store,
                            progress=self.progress, lease_ttl_s=self.lease_ttl_s)
-        flow.truth_source = self.truth_source
         self.flows[session_id] = flow
         self.tasks[session_id] = asyncio.create_task(flow.run(), name=f"session-{session_id}")
         return True
