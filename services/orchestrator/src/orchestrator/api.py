@@ -85,8 +85,13 @@ def _invalid(exc: ValidationError, prefix: str = "") -> InvalidInput:
     return InvalidInput(f"{prefix}{first['msg']} at {first['loc']}")
 
 
-def _apply(db: DB, row: Any, entity: str, changes: dict[str, Any], user: str | None) -> None:
-    """Set each changed field on ``row``, logging the old and the new value."""
+def _apply(db: DB, orch: Orchestrator, row: Any, entity: str, changes: dict[str, Any],
+           user: str | None) -> None:
+    """Set each changed field on ``row``, logging the old and the new value.
+
+    A status change reaches the running flow's control state too (a skip is honoured at its
+    next step).
+    """
     for field, value in changes.items():
         _log(db, row.session_id, user, entity, row.id, field, getattr(row, field), value)
         setattr(row, field, value)
@@ -94,6 +99,8 @@ def _apply(db: DB, row: Any, entity: str, changes: dict[str, Any], user: str | N
         row.status = "queued"
     if changes.get("selected") is False and row.status == "queued":
         row.status = "detected"
+    if (state := orch.runner.control_state(row.session_id)) is not None:
+        state.status_changed(row.id, row.status)
 
 
 # ---- sessions -----------------------------------------------------------------------------------
@@ -161,8 +168,10 @@ async def control_session(session_id: str, action: Action, orch: OrchDep,
         if session.state in ("completed", "aborted", "failed") and action != "start":
             raise Conflict(f"session {session_id} is {session.state}")
         old = session.request
-        session.request = None if action in ("start", "resume") else action
+        session.request = request = None if action in ("start", "resume") else action
         _log(db, session_id, user, "session", session_id, "request", old, action)
+    if (state := orch.runner.control_state(session_id)) is not None:
+        state.request = request
     if action in ("start", "resume"):
         orch.runner.start(session_id)
     with session_scope(orch.engine) as db:
@@ -220,6 +229,8 @@ async def change_grid(grid_id: str, body: GridPatch, orch: OrchDep,
                     raise _invalid(exc) from None
             _log(db, grid.session_id, user, "grid", grid_id, field, getattr(grid, field), value)
             setattr(grid, field, value)
+        if (state := orch.runner.control_state(grid.session_id)) is not None:
+            state.status_changed(grid_id, grid.status)
         return GridOut.model_validate(grid)
 
 
@@ -243,7 +254,7 @@ async def change_square(square_id: str, body: SquarePatch, orch: OrchDep,
         sq = _get(db, Square, square_id)
         if sq.status in ("acquired",) and body.status is not None:
             raise Conflict(f"square {square_id} is already acquired")
-        _apply(db, sq, "square", body.model_dump(exclude_none=True), user)
+        _apply(db, orch, sq, "square", body.model_dump(exclude_none=True), user)
         return SquareOut.model_validate(sq)
 
 
@@ -267,7 +278,7 @@ async def change_hole(hole_id: str, body: HolePatch, orch: OrchDep,
     """Select, deselect, mark bad or skip a hole (a bad hole leaves BIS grouping on regroup)."""
     with session_scope(orch.engine) as db:
         h = _get(db, Hole, hole_id)
-        _apply(db, h, "hole", body.model_dump(exclude_none=True), user)
+        _apply(db, orch, h, "hole", body.model_dump(exclude_none=True), user)
         return HoleOut.model_validate(h)
 
 

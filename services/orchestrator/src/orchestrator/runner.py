@@ -17,6 +17,7 @@ from sqlalchemy import Engine, select
 from gridpilot.bus import Bus
 from gridpilot.storage import ObjectStore
 
+from .control import ControlState
 from .db import session_scope
 from .flow import LEASE_TTL_S, SessionFlow
 from .models import Session
@@ -45,6 +46,14 @@ class SessionRunner:
         self.flows[session_id] = flow
         self.tasks[session_id] = asyncio.create_task(flow.run(), name=f"session-{session_id}")
         return True
+
+    def control_state(self, session_id: str) -> ControlState | None:
+        """The control state of the session's flow in this process, if one was started here.
+
+        The API updates it beside the database, so the flow's checkpoint need not read it.
+        """
+        flow = self.flows.get(session_id)
+        return flow.control.state if flow is not None else None
 
     def running(self, session_id: str) -> bool:
         task = self.tasks.get(session_id)
