@@ -9,8 +9,9 @@ waiting, but the twin's timing model still counts microscope seconds, read back 
 - **collection**: one square, ``holes per square = 0``, BIS radius 4 µm — holes per hour of
   microscope time over the whole session, grid load and atlas included (SmartScope reports
   its 32 min set-up separately, so this is the conservative side);
-- **oracle**: the screening run with the ``oracle`` hole selector (reads the twin's true ice),
-  the upper bound for the fraction of exposures whose true ice is good (20–60 nm);
+- **oracle**: the screening run with the ``oracle`` hole selector (``benchlib/oracle.py``, which
+  this bench registers with the orchestrator: it reads the twin's true ice beside each square
+  image), the upper bound for the fraction of exposures whose true ice is good (20–60 nm);
 - **graylevel**: the screening run with SmartScope's Graylevel range (every detection's
   [min, max], darkest 30 % rejected), the baseline the hole policy improves on.
 
@@ -54,6 +55,7 @@ from typing import Any, Final
 import httpx
 import numpy as np
 import yaml
+from benchlib.oracle import GOOD_ICE_NM, ORACLE_STEP, register_oracle
 
 from gridpilot.bus import Bus, BusSettings
 from gridpilot.contracts import ScopeCommand, ScopeReply, subjects
@@ -61,7 +63,6 @@ from gridpilot.embedded import ManagedProcess, NatsServer, free_port, wait_until
 from gridpilot.storage import StorageSettings, keys, open_store
 from orchestrator.app import create_app
 from orchestrator.config import OrchestratorSettings
-from orchestrator.policies.oracle import GOOD_ICE_NM
 from orchestrator.protocols import load_protocol
 from scope_gateway.app import create_app as create_gateway
 from scope_gateway.config import GatewaySettings
@@ -175,26 +176,6 @@ async def _loop_lag(out: list[float]) -> None:
         out.append(loop.time() - t - _LAG_PROBE_S)
 
 
-def _truth_source(store: Any) -> Any:
-    """The oracle's input: each detected hole's true ice, from the truth beside the square image."""
-
-    async def source(image_key: str, holes: list[tuple[str, float, float]]) -> dict[str, float]:
-        truth = json.loads(await store.get_bytes(keys.truth_key(image_key)))
-        true = [t for t in truth.get("holes", []) if t.get("centre_um") is not None]
-        if not true:
-            return {}
-        xy = np.array([t["centre_um"] for t in true], dtype=np.float64)
-        out = {}
-        for hole_id, x, y in holes:
-            d = np.hypot(xy[:, 0] - x, xy[:, 1] - y)
-            i = int(np.argmin(d))
-            if d[i] < 1.0:
-                out[hole_id] = float(true[i]["ice_nm"])
-        return out
-
-    return source
-
-
 async def _true_ice(store: Any, exposures: list[dict[str, Any]]) -> list[float]:
     out = []
     for x in exposures:
@@ -225,7 +206,6 @@ async def _seed(seed: int, quick: bool, work: Path, detectors_kind: str) -> dict
         async with gw.router.lifespan_context(gw), orch.router.lifespan_context(orch):
             bus = await Bus.connect(bus_s, name="bench")
             store = open_store(store_s)
-            orch.state.deps.extras["orchestrator"].runner.truth_source = _truth_source(store)
             detectors = _standin()(bus, store) if detectors_kind == "standin" else None
             if detectors is not None:
                 await detectors.start()
@@ -236,7 +216,7 @@ async def _seed(seed: int, quick: bool, work: Path, detectors_kind: str) -> dict
                 screen = await _run(client, orch, bus, f"screen{seed}", base)
                 oracle_protocol = load_protocol("SPA").to_mapping()
                 oracle_protocol["square"] = [
-                    {"selectHoles": {"selector": "oracle"}} if _name(s) == "selectHoles" else s
+                    ORACLE_STEP if _name(s) == "selectHoles" else s
                     for s in oracle_protocol["square"]]
                 oracle = await _run(client, orch, bus, f"oracle{seed}", base,
                                     protocol=yaml.safe_dump(oracle_protocol))
@@ -282,6 +262,7 @@ def main() -> int:
     if set(seeds) & set(TUNING_SEEDS):
         p.error(f"seeds {sorted(set(seeds) & set(TUNING_SEEDS))} are tuning seeds")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    register_oracle()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         runs = [asyncio.run(_seed(s, args.quick, Path(tmp), args.detectors)) for s in seeds]

@@ -30,6 +30,7 @@ from gridpilot.contracts import HolesDetected, subjects
 from gridpilot.embedded import ManagedProcess, free_port, wait_until
 from gridpilot.stack import Stack, installed_services
 from gridpilot.storage import keys
+from gridpilot.testing.jobs import stored_events
 
 pytestmark = pytest.mark.slow
 
@@ -257,19 +258,9 @@ async def test_a_hole_job_held_by_a_killed_replica_is_finished_by_another(
     # The doomed replica never answered; the survivor did, for this square.
     assert f"square {square['id']}:" not in doomed.log_path.read_text()
     assert f"square {square['id']}:" in survivor.log_path.read_text()
-    results = [e for e in await _events(bus, subjects.result_subject(subjects.DETECT_HOLES))
-               if e.parse(HolesDetected).square_id == square["id"]]
+    stored = await stored_events(bus, subjects.result_subject(subjects.DETECT_HOLES), quiet_s=1.0)
+    results = [e for e in stored if e.parse(HolesDetected).square_id == square["id"]]
     assert len(results) == 1
-
-
-async def _events(bus: Bus, subject: str) -> list[Any]:
-    found = []
-    async with await bus.events(subject, deliver_all=True) as events:
-        while True:
-            try:
-                found.append(await events.next(1.0))
-            except TimeoutError:
-                return found
 
 
 async def test_pause_skip_and_stop_take_effect_at_the_next_step(

@@ -25,8 +25,9 @@ from fastapi import FastAPI
 
 from atlas_detector.app import create_app as create_atlas_detector
 from atlas_detector.config import AtlasSettings
-from gridpilot.bus import Bus, BusSettings
+from gridpilot.bus import Bus, BusSettings, EventMsg
 from gridpilot.storage import ObjectStore, StorageSettings, keys, open_store
+from gridpilot.testing import jobs as testing_jobs
 from hole_finder.app import create_app as create_hole_finder
 from hole_finder.config import HoleFinderSettings
 from orchestrator.app import create_app
@@ -135,15 +136,9 @@ async def wait_state(client: httpx.AsyncClient, session_id: str, states: tuple[s
         await asyncio.sleep(0.05)
 
 
-async def stored_events(bus: Bus, subject_filter: str) -> list[Any]:
+async def stored_events(bus: Bus, subject_filter: str) -> list[EventMsg]:
     """Every event stored on ``subject_filter`` so far, in order (this test's own NATS server)."""
-    found = []
-    async with await bus.events(subject_filter, deliver_all=True) as events:
-        while True:
-            try:
-                found.append(await events.next(1.0))
-            except TimeoutError:
-                return found
+    return await testing_jobs.stored_events(bus, subject_filter, quiet_s=1.0)
 
 
 @pytest.fixture

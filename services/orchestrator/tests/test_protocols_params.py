@@ -42,13 +42,16 @@ def test_an_unknown_argument_or_plugin_is_refused_at_load() -> None:
         parse_protocol({"name": "x", "square": [{"eucentricHeight": {"mode": "fast"}}]})
     with pytest.raises(InvalidInput, match="no selector named 'nope' is installed"):
         parse_protocol({"name": "x", "square": [{"selectHoles": {"selector": "nope"}}]})
+    with pytest.raises(InvalidInput, match="no scorer named 'ice' is installed"):
+        parse_protocol({"name": "x", "square": [
+            {"selectHoles": {"selector": "intensity-bins", "scorer": "ice"}}]})
     with pytest.raises(InvalidInput, match="unknown protocol 'SPB'"):
         load_protocol("SPB")
 
 
 def test_builtin_plugins_are_registered_by_entry_point() -> None:
     assert {"atlas-detector", "hole-finder"} <= set(plugin_names("finder"))
-    assert {"stratified", "intensity-bins", "oracle"} <= set(plugin_names("selector"))
+    assert {"stratified", "intensity-bins"} <= set(plugin_names("selector"))
     assert resolve_plugin("selector", "intensity-bins") is select_holes
     assert isinstance(resolve_plugin("finder", "hole-finder"), HoleFinderFinder)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from gridpilot.service import ServiceSettings
+from gridpilot.service import Port, ServiceSettings
 
 from .model import DEFAULT_MODEL_PATH
 
@@ -17,11 +17,10 @@ __all__ = ["AtlasSettings"]
 class AtlasSettings(ServiceSettings):
     """Atlas-detector settings; bus and storage come from ``GRIDPILOT_BUS_*``/``GRIDPILOT_STORAGE_*``."""
 
-    model_config = SettingsConfigDict(env_prefix="GRIDPILOT_ATLAS_", env_nested_delimiter="__",
-                                      extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="GRIDPILOT_ATLAS_")
 
     service_name: str = "atlas-detector"
-    port: int = Field(8003, ge=0, le=65535)
+    port: Port = 8003
     #: The ONNX model served (default: the one shipped in the package).
     model_path: Path = DEFAULT_MODEL_PATH
     #: ONNX Runtime intra-op threads (0: its own choice, all cores).

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from gridpilot.service import ServiceSettings
+from gridpilot.service import Port, ServiceSettings
 
 from .model import DEFAULT_MODEL_PATH
 
@@ -18,11 +18,10 @@ __all__ = ["HoleFinderSettings"]
 class HoleFinderSettings(ServiceSettings):
     """Hole-finder settings; bus and storage come from ``GRIDPILOT_BUS_*``/``GRIDPILOT_STORAGE_*``."""
 
-    model_config = SettingsConfigDict(env_prefix="GRIDPILOT_HOLE_FINDER_", env_nested_delimiter="__",
-                                      extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="GRIDPILOT_HOLE_FINDER_")
 
     service_name: str = "hole-finder"
-    port: int = Field(8004, ge=0, le=65535)
+    port: Port = 8004
     #: The ONNX model; the shipped weights by default.
     model_path: Path = DEFAULT_MODEL_PATH
     #: ``auto`` takes ONNX Runtime's CUDA provider when the image has onnxruntime-gpu.

@@ -22,7 +22,7 @@ from gridpilot.errors import Conflict, InvalidInput, NotFound
 from gridpilot.service import DepsDep
 from gridpilot.storage import ObjectStore
 
-from .db import session_scope
+from .db import get_row, session_scope
 from .grid_work import regroup_square
 from .models import Atlas, ChangeLog, Exposure, Grid, Hole, Microscope, Session, Square
 from .params import SessionParams, merged_params
@@ -66,16 +66,9 @@ OrchDep = Annotated[Orchestrator, Depends(_orch)]
 UserHeader = Annotated[str | None, Header(alias="X-User")]
 
 
-def _get(db: DB, model: Any, entity_id: str) -> Any:
-    row = db.get(model, entity_id)
-    if row is None:
-        raise NotFound(f"no {model.__tablename__} {entity_id!r}")
-    return row
-
-
 def _log(db: DB, session_id: str, user: str | None, entity: str, entity_id: str, field: str,
          old: Any, new: Any) -> None:
-    owner = user or _get(db, Session, session_id).owner
+    owner = user or get_row(db, Session, session_id).owner
     db.add(ChangeLog(session_id=session_id, user=owner, entity=entity, entity_id=entity_id,
                      field=field, old_value={"value": old}, new_value={"value": new}))
 
@@ -85,8 +78,13 @@ def _invalid(exc: ValidationError, prefix: str = "") -> InvalidInput:
     return InvalidInput(f"{prefix}{first['msg']} at {first['loc']}")
 
 
-def _apply(db: DB, row: Any, entity: str, changes: dict[str, Any], user: str | None) -> None:
-    """Set each changed field on ``row``, logging the old and the new value."""
+def _apply(db: DB, orch: Orchestrator, row: Any, entity: str, changes: dict[str, Any],
+           user: str | None) -> None:
+    """Set each changed field on ``row``, logging the old and the new value.
+
+    A status change reaches the running flow's control state too (a skip is honoured at its
+    next step).
+    """
     for field, value in changes.items():
         _log(db, row.session_id, user, entity, row.id, field, getattr(row, field), value)
         setattr(row, field, value)
@@ -94,6 +92,8 @@ def _apply(db: DB, row: Any, entity: str, changes: dict[str, Any], user: str | N
         row.status = "queued"
     if changes.get("selected") is False and row.status == "queued":
         row.status = "detected"
+    if (state := orch.runner.control_state(row.session_id)) is not None:
+        state.status_changed(row.id, row.status)
 
 
 # ---- sessions -----------------------------------------------------------------------------------
@@ -146,7 +146,7 @@ async def list_sessions(orch: OrchDep, owner: str | None = None, group: str | No
 @router.get("/sessions/{session_id}")
 async def get_session(session_id: str, orch: OrchDep) -> SessionOut:
     with session_scope(orch.engine) as db:
-        return SessionOut.model_validate(_get(db, Session, session_id))
+        return SessionOut.model_validate(get_row(db, Session, session_id))
 
 
 Action = Literal["start", "pause", "resume", "stop", "abort"]
@@ -157,16 +157,18 @@ async def control_session(session_id: str, action: Action, orch: OrchDep,
                           user: UserHeader = None) -> SessionOut:
     """Start, pause, resume, stop or abort; honoured by the flow at its next step."""
     with session_scope(orch.engine) as db:
-        session = _get(db, Session, session_id)
+        session = get_row(db, Session, session_id)
         if session.state in ("completed", "aborted", "failed") and action != "start":
             raise Conflict(f"session {session_id} is {session.state}")
         old = session.request
-        session.request = None if action in ("start", "resume") else action
+        session.request = request = None if action in ("start", "resume") else action
         _log(db, session_id, user, "session", session_id, "request", old, action)
+    if (state := orch.runner.control_state(session_id)) is not None:
+        state.request = request
     if action in ("start", "resume"):
         orch.runner.start(session_id)
     with session_scope(orch.engine) as db:
-        return SessionOut.model_validate(_get(db, Session, session_id))
+        return SessionOut.model_validate(get_row(db, Session, session_id))
 
 
 @router.patch("/sessions/{session_id}/params")
@@ -174,7 +176,7 @@ async def change_params(session_id: str, changes: dict[str, Any], orch: OrchDep,
                         user: UserHeader = None) -> SessionOut:
     """Change parameters of a session, running or not; they apply from the next decision."""
     with session_scope(orch.engine) as db:
-        session = _get(db, Session, session_id)
+        session = get_row(db, Session, session_id)
         try:
             new = merged_params(session.params, None, changes)
         except ValidationError as exc:
@@ -210,8 +212,8 @@ async def change_grid(grid_id: str, body: GridPatch, orch: OrchDep,
                       user: UserHeader = None) -> GridOut:
     """Choose a grid after the atlas-only pass, skip it, or change its parameters."""
     with session_scope(orch.engine) as db:
-        grid = _get(db, Grid, grid_id)
-        session = _get(db, Session, grid.session_id)
+        grid = get_row(db, Grid, grid_id)
+        session = get_row(db, Session, grid.session_id)
         for field, value in body.model_dump(exclude_none=True).items():
             if field == "params":
                 try:
@@ -220,6 +222,8 @@ async def change_grid(grid_id: str, body: GridPatch, orch: OrchDep,
                     raise _invalid(exc) from None
             _log(db, grid.session_id, user, "grid", grid_id, field, getattr(grid, field), value)
             setattr(grid, field, value)
+        if (state := orch.runner.control_state(grid.session_id)) is not None:
+            state.status_changed(grid_id, grid.status)
         return GridOut.model_validate(grid)
 
 
@@ -240,10 +244,10 @@ async def change_square(square_id: str, body: SquarePatch, orch: OrchDep,
                         user: UserHeader = None) -> SquareOut:
     """Add a square to the selection, remove it, or skip it (at the flow's next step)."""
     with session_scope(orch.engine) as db:
-        sq = _get(db, Square, square_id)
+        sq = get_row(db, Square, square_id)
         if sq.status in ("acquired",) and body.status is not None:
             raise Conflict(f"square {square_id} is already acquired")
-        _apply(db, sq, "square", body.model_dump(exclude_none=True), user)
+        _apply(db, orch, sq, "square", body.model_dump(exclude_none=True), user)
         return SquareOut.model_validate(sq)
 
 
@@ -266,8 +270,8 @@ async def change_hole(hole_id: str, body: HolePatch, orch: OrchDep,
                       user: UserHeader = None) -> HoleOut:
     """Select, deselect, mark bad or skip a hole (a bad hole leaves BIS grouping on regroup)."""
     with session_scope(orch.engine) as db:
-        h = _get(db, Hole, hole_id)
-        _apply(db, h, "hole", body.model_dump(exclude_none=True), user)
+        h = get_row(db, Hole, hole_id)
+        _apply(db, orch, h, "hole", body.model_dump(exclude_none=True), user)
         return HoleOut.model_validate(h)
 
 
@@ -275,9 +279,9 @@ async def change_hole(hole_id: str, body: HolePatch, orch: OrchDep,
 async def regroup_bis(square_id: str, orch: OrchDep, user: UserHeader = None) -> list[HoleOut]:
     """Re-run BIS grouping over the square's remaining holes (after some were marked bad)."""
     with session_scope(orch.engine) as db:
-        sq = _get(db, Square, square_id)
-        grid = _get(db, Grid, sq.grid_id)
-        p = merged_params(_get(db, Session, sq.session_id).params, grid.params)
+        sq = get_row(db, Square, square_id)
+        grid = get_row(db, Grid, sq.grid_id)
+        p = merged_params(get_row(db, Session, sq.session_id).params, grid.params)
         if p.bis_max_distance_um <= 0:
             raise InvalidInput("BIS is off for this grid (bis_max_distance_um = 0)")
         holes = list(db.scalars(select(Hole).where(Hole.square_id == square_id)
@@ -320,7 +324,7 @@ async def list_exposures(session_id: str, orch: OrchDep, grid_id: str | None = N
 @router.get("/exposures/{exposure_id}")
 async def get_exposure(exposure_id: str, orch: OrchDep) -> ExposureOut:
     with session_scope(orch.engine) as db:
-        return ExposureOut.model_validate(_get(db, Exposure, exposure_id))
+        return ExposureOut.model_validate(get_row(db, Exposure, exposure_id))
 
 
 def _image_key(db: DB, kind: str, entity_id: str) -> str:
@@ -329,11 +333,11 @@ def _image_key(db: DB, kind: str, entity_id: str) -> str:
         atlas = db.scalar(select(Atlas).where(Atlas.grid_id == entity_id))
         key = atlas.key if atlas is not None else None
     elif kind == "square":
-        key = _get(db, Square, entity_id).image_key
+        key = get_row(db, Square, entity_id).image_key
     elif kind == "view":
-        key = _get(db, Hole, entity_id).view_key
+        key = get_row(db, Hole, entity_id).view_key
     elif kind == "exposure":
-        x = _get(db, Exposure, entity_id)
+        x = get_row(db, Exposure, entity_id)
         key = x.aligned_key or x.movie_key
     else:
         raise NotFound(f"no image kind {kind!r}; kinds: atlas, square, view, exposure")
@@ -365,8 +369,8 @@ async def download_png(kind: str, entity_id: str, orch: OrchDep) -> Response:
 async def export_star(session_id: str, orch: OrchDep) -> Response:
     """The session's exposures as RELION STAR, one optics group per BIS group."""
     with session_scope(orch.engine) as db:
-        session = _get(db, Session, session_id)
-        microscope = _get(db, Microscope, session.microscope_id)
+        session = get_row(db, Session, session_id)
+        microscope = get_row(db, Microscope, session.microscope_id)
         rows = db.scalars(select(Exposure).where(Exposure.session_id == session_id,
                                                  Exposure.movie_key.is_not(None))
                           .order_by(Exposure.id)).all()

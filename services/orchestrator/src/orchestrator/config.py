@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from gridpilot.errors import ConfigError
-from gridpilot.service import ServiceSettings
+from gridpilot.service import Port, ServiceSettings
 
 __all__ = ["OrchestratorSettings"]
 
@@ -25,11 +25,10 @@ def _default_db() -> str:
 
 
 class OrchestratorSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="GRIDPILOT_ORCHESTRATOR_",
-                                      env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="GRIDPILOT_ORCHESTRATOR_")
 
     service_name: str = "orchestrator"
-    port: int = Field(8010, ge=0, le=65535)
+    port: Port = 8010
     database_url: str = Field(default_factory=_default_db)
     #: Resume the sessions that were running when the orchestrator stopped.
     resume_on_start: bool = True

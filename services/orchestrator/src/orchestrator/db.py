@@ -17,15 +17,20 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session
 
-__all__ = ["alembic_config", "migrate", "open_engine", "session_scope"]
+from gridpilot.errors import NotFound
+
+__all__ = ["alembic_config", "get_row", "migrate", "open_engine", "session_scope"]
 
 logger = logging.getLogger(__name__)
+
+_Row = TypeVar("_Row")
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -71,3 +76,15 @@ def session_scope(engine: Engine) -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back when it raises."""
     with Session(engine, expire_on_commit=False) as db, db.begin():
         yield db
+
+
+def get_row(db: Session, model: type[_Row], row_id: Any) -> _Row:
+    """The ``model`` row with primary key ``row_id``.
+
+    Raises:
+        NotFound: there is none (a 404 on HTTP), naming the table and the id.
+    """
+    row = db.get(model, row_id)
+    if row is None:
+        raise NotFound(f"no {getattr(model, '__tablename__', model.__name__)} {row_id!r}")
+    return row

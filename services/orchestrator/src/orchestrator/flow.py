@@ -10,7 +10,7 @@ for preprocessing without waiting for it.
 Every command goes through the :class:`~orchestrator.journal.Journal` (written before it is
 sent, keyed by where it is in the flow), so running :meth:`SessionFlow.run` again after a crash
 resumes where it stopped. The protocol decides which steps run at each level; the policies
-decide targets; the twin's truth is never read here.
+decide targets from what the detectors measured.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -41,7 +41,7 @@ from gridpilot.contracts.scope import LEASE_VERB, AtlasResult
 from gridpilot.errors import Conflict, GridpilotError, LeaseHeld
 from gridpilot.storage import ObjectStore
 
-from .control import AbortRequested, Control, FlowInterrupt, Skip, StopRequested
+from .control import AbortRequested, Control, ControlState, FlowInterrupt, Skip, StopRequested
 from .db import session_scope
 from .grid_work import GridWork
 from .journal import Journal
@@ -49,9 +49,7 @@ from .models import Atlas, Grid, Session
 from .params import SessionParams, merged_params
 from .protocols import Protocol, parse_protocol
 
-__all__ = ["LEASE_TTL_S", "FlowStats", "SessionFlow", "TruthSource"]
-
-TruthSource = Callable[[str, list[tuple[str, float, float]]], Awaitable[dict[str, float]]]
+__all__ = ["LEASE_TTL_S", "FlowStats", "SessionFlow"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +94,6 @@ class SessionFlow:
         self.engine, self.bus, self.session_id = engine, bus, session_id
         self.store = store
         self.lease_ttl_s = lease_ttl_s
-        #: Set by a bench only: (square image key, [(hole id, x µm, y µm)]) → true ice, nm,
-        #: the input of the ``oracle`` selector. The product never reads the twin's truth.
-        self.truth_source: TruthSource | None = None
         self.say = progress or (lambda text: logger.info("%s", text))
         self.stats = FlowStats()
         with session_scope(engine) as db:
@@ -107,7 +102,8 @@ class SessionFlow:
                 raise GridpilotError(f"no session {session_id}")
             self.scope_id = session.microscope_id
             seed = int(session.params.get("seed", 0))
-        self.control = Control(engine, session_id, on_state=self._session_event)
+        self.control = Control(ControlState.load(engine, session_id),
+                               set_state=self._paused_or_resumed)
         self.journal = Journal(engine, bus, session_id=session_id, scope_id=self.scope_id,
                                seed=seed, before_send=self.control.checkpoint)
         self.journal.on_command_sent = self.stats.command_sent
@@ -128,6 +124,10 @@ class SessionFlow:
             return parse_protocol(session.protocol)
 
     # ---- events -----------------------------------------------------------------------------
+    async def _paused_or_resumed(self, state: str, message: str) -> None:
+        self._set_session(state, message)
+        await self._session_event(state, message)
+
     async def _session_event(self, state: str, message: str) -> None:
         with contextlib.suppress(GridpilotError):
             await self.bus.publish_event(subjects.EVT_SESSION_UPDATED, SessionUpdated(
@@ -140,6 +140,7 @@ class SessionFlow:
             if grid.status == "skipped" and status != "skipped":
                 return
             grid.status, grid.message = status, message or grid.message
+            self.control.state.status_changed(grid_id, status)
             now = datetime.now(UTC)
             if status == "loading" and grid.started_at is None:
                 grid.started_at = now
@@ -156,7 +157,7 @@ class SessionFlow:
             assert session is not None
             session.state, session.message = state, message
             if clear_request:
-                session.request = None
+                session.request = self.control.state.request = None
 
     # ---- the run ----------------------------------------------------------------------------
     async def run(self) -> str:
@@ -218,6 +219,7 @@ class SessionFlow:
             session = db.get(Session, self.session_id)
             assert session is not None
             session.request, session.message = request, message
+        self.control.state.request = request
 
     async def _guarded_grid(self, grid_id: str, *, atlas_only: bool, index: int) -> None:
         with session_scope(self.engine) as db:

@@ -23,8 +23,8 @@ from gridpilot.errors import InvalidInput
 from .db import session_scope
 from .models import Grid, Hole, Square
 from .params import STAGE_RADIUS_UM, SessionParams
-from .plugins import Finder, resolve_plugin
-from .policies import HoleCandidate, SquareCandidate, group_holes_for_bis
+from .plugins import Finder, HoleScorer, SquareImage, resolve_plugin
+from .policies import HoleCandidate, SquareCandidate, group_holes_for_bis, intensity_classes
 from .policies.types import stratified_pick
 from .protocols import Level, Protocol
 from .targets import TargetWork
@@ -245,29 +245,24 @@ class GridWork:
             return [list(g) for g in decided["groups"]]
         p = self.flow.params(self.grid_id)
         bis = p.bis_max_distance_um > 0 and self.protocol.step("square", "groupBIS") is not None
-        name = step.args["selector"]
-        selector = resolve_plugin("selector", name)
+        selector = resolve_plugin("selector", step.args["selector"])
+        scorer_name = step.args.get("scorer")
         rng = self.journal.rng(key)
-        options: dict[str, Any] = dict(step.args.get("options", {}))
         with session_scope(self.flow.engine) as db:
             holes = list(db.scalars(select(Hole).where(Hole.square_id == square_id)
                                     .order_by(Hole.number)).all())
             square = db.get(Square, square_id)
             assert square is not None
             policy = hole_policy_options(p, square)
-            if name == "oracle":
-                options["true_ice_nm"] = await self._true_ice(square_id, holes)
-            else:
-                options.update(policy)
+            options: dict[str, Any] = {**step.args.get("options", {}), **policy}
             cands = hole_candidates(holes)
+            if scorer_name is not None:
+                options["scores"] = await self._scores(scorer_name, square, cands)
             picks = selector(cands, 0 if bis else p.holes_per_square, rng, **options)
             strata = {pk.target_id: pk.stratum for pk in picks}
-            if name != "oracle":
-                from .policies import intensity_classes
-
-                classes = intensity_classes(cands, **policy)
-                for h in holes:
-                    h.intensity_bin = classes[h.id]
+            classes = intensity_classes(cands, **policy)
+            for h in holes:
+                h.intensity_bin = classes[h.id]
             groups = (regroup_square(holes, p, rng, strata) if bis
                       else [[pk.target_id] for pk in picks])
             by_id = {h.id: h for h in holes}
@@ -282,18 +277,13 @@ class GridWork:
                       f"target group(s)")
         return groups
 
-    async def _true_ice(self, square_id: str, holes: list[Hole]) -> dict[str, float]:
-        """The ``oracle`` selector's input, from the truth source a bench installed.
-
-        The product has none: a protocol naming ``oracle`` in a session without one is refused
-        here, because its selection would be meaningless.
-        """
-        source = self.flow.truth_source
-        if source is None:
-            raise InvalidInput("the oracle selector needs a truth source (benches only)")
-        with session_scope(self.flow.engine) as db:
-            sq = db.get(Square, square_id)
-            image_key = sq.image_key if sq is not None else None
-        if image_key is None:
+    async def _scores(self, name: str, square: Square,
+                      holes: list[HoleCandidate]) -> dict[str, float]:
+        """The named scorer's scores of the square's holes; none before its image exists."""
+        if square.image_key is None:
             return {}
-        return await source(image_key, [(h.id, h.stage_x_um, h.stage_y_um) for h in holes])
+        if self.flow.store is None:
+            raise InvalidInput(f"the scorer {name!r} needs the object store, and this "
+                               "orchestrator has none", field="scorer")
+        scorer: HoleScorer = resolve_plugin("scorer", name)
+        return await scorer(SquareImage(square.id, square.image_key, self.flow.store), holes)

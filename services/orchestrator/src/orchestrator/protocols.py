@@ -52,6 +52,11 @@ class _SelectorArgs(_Args):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class _HoleSelectorArgs(_SelectorArgs):
+    #: A scorer plugin whose per-hole scores the selector gets as ``scores``.
+    scorer: str | None = None
+
+
 class _EucentricArgs(_Args):
     mode: Literal["rough", "refine", "both"] = "rough"
 
@@ -72,13 +77,14 @@ STEPS: Final[dict[Level, dict[str, type[_Args]]]] = {
     "atlas": {"loadGrid": _NoArgs, "atlas": _NoArgs, "detectSquares": _FinderArgs,
               "selectSquares": _SelectorArgs},
     "square": {"moveStage": _NoArgs, "eucentricHeight": _EucentricArgs, "square": _NoArgs,
-               "detectHoles": _FinderArgs, "selectHoles": _SelectorArgs, "groupBIS": _NoArgs},
+               "detectHoles": _FinderArgs, "selectHoles": _HoleSelectorArgs, "groupBIS": _NoArgs},
     "mediumMag": {"tiltToAngle": _NoArgs, "moveStage": _NoArgs, "mediumMagHole": _NoArgs,
                   "autoFocus": _AutofocusArgs, "waitDrift": _NoArgs, "refineZLP": _NoArgs},
     "highMag": {"highMag": _HighMagArgs},
 }
 #: Arguments that name a plugin, and the plugin kind they name.
-_PLUGIN_ARGS: Final[dict[str, PluginKind]] = {"finder": "finder", "selector": "selector"}
+_PLUGIN_ARGS: Final[dict[str, PluginKind]] = {"finder": "finder", "selector": "selector",
+                                               "scorer": "scorer"}
 
 
 class ProtocolStep(BaseModel):
@@ -153,7 +159,7 @@ def parse_protocol(data: dict[str, Any]) -> Protocol:
                 raise InvalidInput(f"{where} ({step_name}): {exc.errors()[0]['msg']} "
                                    f"at {exc.errors()[0]['loc']}") from None
             for arg, kind in _PLUGIN_ARGS.items():
-                if arg in args:
+                if args.get(arg) is not None:
                     try:
                         resolve_plugin(kind, args[arg])
                     except InvalidInput as exc:

@@ -3,7 +3,7 @@
 The atlas with every detected square drawn in its class colour (chosen ones labelled), each
 visited square with its holes drawn by intensity bin (rejected darkest bin in red) and chosen
 ones labelled, the exposures with their CTF and motion figures, timings, and what was skipped
-and why. Nothing here reads the twin's truth: the figures are what the session measured.
+and why. The figures are what the session measured.
 
 ::
 
@@ -24,7 +24,7 @@ from sqlalchemy import Engine, select
 from gridpilot.errors import NotFound
 from gridpilot.storage import ObjectStore, keys
 
-from .db import session_scope
+from .db import get_row, session_scope
 from .models import Atlas, Exposure, Grid, Hole, Session, Square
 from .report_page import (
     ExposureRow,
@@ -110,11 +110,8 @@ async def build_grid_report(engine: Engine, store: ObjectStore,
                             grid_id: str) -> tuple[Report, dict[str, Any]]:
     """The grid's report page and its JSON form."""
     with session_scope(engine) as db:
-        grid = db.get(Grid, grid_id)
-        if grid is None:
-            raise NotFound(f"no grid {grid_id!r}")
-        session = db.get(Session, grid.session_id)
-        assert session is not None
+        grid = get_row(db, Grid, grid_id)
+        session = get_row(db, Session, grid.session_id)
         atlas = db.scalar(select(Atlas).where(Atlas.grid_id == grid_id))
         squares = list(db.scalars(select(Square).where(Square.grid_id == grid_id)
                                   .order_by(Square.number)).all())
@@ -216,9 +213,7 @@ async def build_session_report(engine: Engine, store: ObjectStore,
                                session_id: str) -> tuple[str, dict[str, Any]]:
     """The session's report page (every grid in autoloader order) and its JSON form."""
     with session_scope(engine) as db:
-        session = db.get(Session, session_id)
-        if session is None:
-            raise NotFound(f"no session {session_id!r}")
+        session = get_row(db, Session, session_id)
         grid_ids = list(db.scalars(select(Grid.id).where(Grid.session_id == session_id)
                                    .order_by(Grid.position)).all())
         head = {"session_id": session.id, "name": session.name, "group": session.group,

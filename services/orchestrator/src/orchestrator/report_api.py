@@ -8,8 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from gridpilot.service import DepsDep
-
+from .api import OrchDep
 from .report import build_grid_report, build_session_report
 from .report_page import render_report
 
@@ -19,32 +18,26 @@ router = APIRouter(prefix="/v1", tags=["reports"])
 
 
 @router.get("/grids/{grid_id}/report.json")
-async def grid_report_json(grid_id: str, deps: DepsDep) -> dict[str, Any]:
+async def grid_report_json(grid_id: str, orch: OrchDep) -> dict[str, Any]:
     """The grid's report as JSON: counts, exposures with their CTF figures, what was skipped."""
-    orch = deps.extras["orchestrator"]
-    _, data = await build_grid_report(orch.engine, orch.store, grid_id)
-    return data
+    return (await build_grid_report(orch.engine, orch.store, grid_id))[1]
 
 
 @router.get("/grids/{grid_id}/report.html", response_class=HTMLResponse)
-async def grid_report_html(grid_id: str, deps: DepsDep) -> HTMLResponse:
+async def grid_report_html(grid_id: str, orch: OrchDep) -> HTMLResponse:
     """The grid's report page: atlas, squares and holes drawn by class, exposures and figures."""
-    orch = deps.extras["orchestrator"]
     report, _ = await build_grid_report(orch.engine, orch.store, grid_id)
     return HTMLResponse(render_report(report))
 
 
 @router.get("/sessions/{session_id}/report.json")
-async def session_report_json(session_id: str, deps: DepsDep) -> dict[str, Any]:
+async def session_report_json(session_id: str, orch: OrchDep) -> dict[str, Any]:
     """The session's report as JSON: the session, then every grid's report in autoloader order."""
-    orch = deps.extras["orchestrator"]
-    _, data = await build_session_report(orch.engine, orch.store, session_id)
-    return data
+    return (await build_session_report(orch.engine, orch.store, session_id))[1]
 
 
 @router.get("/sessions/{session_id}/report.html", response_class=HTMLResponse)
-async def session_report_html(session_id: str, deps: DepsDep) -> HTMLResponse:
+async def session_report_html(session_id: str, orch: OrchDep) -> HTMLResponse:
     """The session's report page: every grid's atlas, squares, holes and exposures."""
-    orch = deps.extras["orchestrator"]
     page, _ = await build_session_report(orch.engine, orch.store, session_id)
     return HTMLResponse(page)

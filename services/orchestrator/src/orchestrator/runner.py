@@ -17,8 +17,9 @@ from sqlalchemy import Engine, select
 from gridpilot.bus import Bus
 from gridpilot.storage import ObjectStore
 
+from .control import ControlState
 from .db import session_scope
-from .flow import LEASE_TTL_S, SessionFlow, TruthSource
+from .flow import LEASE_TTL_S, SessionFlow
 from .models import Session
 
 __all__ = ["SessionRunner"]
@@ -33,8 +34,6 @@ class SessionRunner:
         self.engine, self.bus, self.store, self.progress = engine, bus, store, progress
         self.lease_ttl_s = lease_ttl_s
         self.tasks: dict[str, asyncio.Task[str]] = {}
-        #: Handed to every flow started from now on (benches' ``oracle`` only).
-        self.truth_source: TruthSource | None = None
         self.flows: dict[str, SessionFlow] = {}
 
     def start(self, session_id: str) -> bool:
@@ -44,10 +43,17 @@ class SessionRunner:
             return False
         flow = SessionFlow(self.engine, self.bus, session_id, store=self.store,
                            progress=self.progress, lease_ttl_s=self.lease_ttl_s)
-        flow.truth_source = self.truth_source
         self.flows[session_id] = flow
         self.tasks[session_id] = asyncio.create_task(flow.run(), name=f"session-{session_id}")
         return True
+
+    def control_state(self, session_id: str) -> ControlState | None:
+        """The control state of the session's flow in this process, if one was started here.
+
+        The API updates it beside the database, so the flow's checkpoint need not read it.
+        """
+        flow = self.flows.get(session_id)
+        return flow.control.state if flow is not None else None
 
     def running(self, session_id: str) -> bool:
         task = self.tasks.get(session_id)

@@ -101,6 +101,7 @@ class TargetWork:
             for h in db.scalars(select(Hole).where(Hole.id.in_(ids))).all():
                 if h.status in only_from:
                     h.status = status
+                    self.flow.control.state.status_changed(h.id, status)
 
     def _defocus_index(self, key: str) -> int:
         return self.journal.count("/defocus", besides=key)

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["AugmentParams", "augment_box", "wedge_mask"]
+from .types import F32
 
-F32 = npt.NDArray[np.float32]
+__all__ = ["AugmentParams", "augment_box", "wedge_mask"]
 
 
 @dataclass(frozen=True)

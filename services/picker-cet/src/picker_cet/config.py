@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from gridpilot.service import ServiceSettings
+from gridpilot.service import Port, ServiceSettings
 
 __all__ = ["CetSettings"]
 
@@ -13,10 +13,9 @@ __all__ = ["CetSettings"]
 class CetSettings(ServiceSettings):
     """picker-cet settings; bus and storage come from ``GRIDPILOT_BUS_*``/``GRIDPILOT_STORAGE_*``."""
 
-    model_config = SettingsConfigDict(env_prefix="GRIDPILOT_PICKER_CET_", env_nested_delimiter="__",
-                                      extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="GRIDPILOT_PICKER_CET_")
 
     service_name: str = "picker-cet"
-    port: int = Field(8012, ge=0, le=65535)
+    port: Port = 8012
     #: PyTorch threads for exploring and refining (0: PyTorch's own choice).
     torch_threads: int = Field(0, ge=0, le=256)

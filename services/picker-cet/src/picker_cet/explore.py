@@ -15,7 +15,6 @@ slices, so a person can tell ribosomes from membranes and gold.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from .augment import augment_box, wedge_mask
+from .types import F32, Progress
 
 __all__ = [
     "Encoder",
@@ -37,8 +37,6 @@ __all__ = [
     "train_simsiam",
 ]
 
-F32 = npt.NDArray[np.float32]
-Progress = Callable[[float, str], None]
 
 _EMBED_DIM: Final[int] = 64
 _PRED_DIM: Final[int] = 32

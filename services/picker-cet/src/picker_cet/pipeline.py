@@ -11,7 +11,6 @@ Every step works on the tomogram binned to about :data:`WORKING_VOXEL_A` (20 Å:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
@@ -26,6 +25,7 @@ from .candidates import find_candidates
 from .explore import Exploration, ExploreParams, embed, kmeans, pca_2d, train_simsiam
 from .nms import find_peaks_3d
 from .refine import RefineParams, export_onnx, train_detector
+from .types import F32, Progress
 from .volumes import bin_factor_for, bin_volume, check_tomogram, extract_boxes, normalise
 
 __all__ = [
@@ -40,8 +40,6 @@ __all__ = [
     "to_input_voxels",
 ]
 
-F32 = npt.NDArray[np.float32]
-Progress = Callable[[float, str], None]
 
 #: The voxel size every network sees, Å.
 WORKING_VOXEL_A: Final[float] = 20.0

@@ -22,7 +22,6 @@ from __future__ import annotations
 import io
 import math
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -32,11 +31,10 @@ import torch
 from torch import nn
 
 from .augment import augment_box, wedge_mask
+from .types import F32, Progress
 
 __all__ = ["HeatmapNet", "RefineParams", "export_onnx", "pu_prior", "train_detector"]
 
-F32 = npt.NDArray[np.float32]
-Progress = Callable[[float, str], None]
 
 # Positive voxels: within this fraction of the particle radius of a labelled centre.
 _POSITIVE_FRACTION: Final[float] = 0.3

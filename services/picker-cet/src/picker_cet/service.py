@@ -34,12 +34,12 @@ from .formats import imod_text, read_star, star_text
 from .gallery import gallery_png_array, map_png_array
 from .pipeline import cluster_members, explore_tomogram, pick_tomogram, refine_detector
 from .refine import RefineParams
+from .types import Progress
 
 __all__ = ["Progress", "read_tomogram", "run_explore_job", "run_pick_job", "run_refine_job", "run_train_job"]
 
 logger = logging.getLogger(__name__)
 
-Progress = Callable[[float, str], None]
 _MODEL_KIND: Final[str] = "cet"
 
 

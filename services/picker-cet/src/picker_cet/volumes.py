@@ -12,9 +12,9 @@ import numpy.typing as npt
 
 from gridpilot.errors import InvalidInput
 
-__all__ = ["bin_factor_for", "bin_volume", "check_tomogram", "extract_boxes", "normalise"]
+from .types import F32
 
-F32 = npt.NDArray[np.float32]
+__all__ = ["bin_factor_for", "bin_volume", "check_tomogram", "extract_boxes", "normalise"]
 
 
 def check_tomogram(volume: npt.NDArray[np.generic], *, min_side: int = 16) -> F32:

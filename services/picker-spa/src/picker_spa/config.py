@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from gridpilot.service import ServiceSettings
+from gridpilot.service import Port, ServiceSettings
 
 __all__ = ["PickerSpaSettings"]
 
@@ -15,11 +15,10 @@ __all__ = ["PickerSpaSettings"]
 class PickerSpaSettings(ServiceSettings):
     """picker-spa settings; bus and storage come from ``GRIDPILOT_BUS_*``/``GRIDPILOT_STORAGE_*``."""
 
-    model_config = SettingsConfigDict(env_prefix="GRIDPILOT_PICKER_SPA_", env_nested_delimiter="__",
-                                      extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="GRIDPILOT_PICKER_SPA_")
 
     service_name: str = "picker-spa"
-    port: int = Field(8007, ge=0, le=65535)
+    port: Port = 8007
     #: Where registry model versions are downloaded to (created at start-up).
     model_cache_dir: Path = Path(".state/picker-spa/models")
     #: ONNX Runtime intra-op threads (0: its own choice, all cores).

@@ -6,7 +6,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from gridpilot.errors import ConfigError
-from gridpilot.service import ServiceSettings
+from gridpilot.service import Port, ServiceSettings
 
 __all__ = ["PreprocessSettings", "preprocess_settings"]
 
@@ -14,11 +14,10 @@ __all__ = ["PreprocessSettings", "preprocess_settings"]
 class PreprocessSettings(ServiceSettings):
     """Preprocess settings; bus and storage come from ``GRIDPILOT_BUS_*``/``GRIDPILOT_STORAGE_*``."""
 
-    model_config = SettingsConfigDict(env_prefix="GRIDPILOT_PREPROCESS_", env_nested_delimiter="__",
-                                      extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="GRIDPILOT_PREPROCESS_")
 
     service_name: str = "preprocess"
-    port: int = Field(8002, ge=0, le=65535)
+    port: Port = 8002
     #: Long movies (4k, 40+ frames) can take minutes on a CPU; heartbeats extend ack_wait.
     ack_wait_s: float = Field(120.0, gt=0)
     #: Largest request body accepted by ``POST /v1/preprocess/upload`` (413 beyond it).

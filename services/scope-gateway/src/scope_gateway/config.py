@@ -30,8 +30,7 @@ _PREFIX = "GRIDPILOT_SCOPE_"
 class GatewaySettings(ServiceSettings):
     """Settings of one scope-gateway (one microscope)."""
 
-    model_config = SettingsConfigDict(env_prefix=_PREFIX, env_nested_delimiter="__",
-                                      extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=_PREFIX)
 
     service_name: str = "scope-gateway"
     #: This microscope's id: the ``<scope_id>`` of ``scope.<scope_id>.<verb>``.

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from gridpilot.service import ServiceSettings
+from gridpilot.service import Port, ServiceSettings
 
 __all__ = ["ZssrSettings"]
 
@@ -15,11 +15,10 @@ __all__ = ["ZssrSettings"]
 class ZssrSettings(ServiceSettings):
     """zssr settings; bus and storage come from ``GRIDPILOT_BUS_*``/``GRIDPILOT_STORAGE_*``."""
 
-    model_config = SettingsConfigDict(env_prefix="GRIDPILOT_ZSSR_", env_nested_delimiter="__",
-                                      extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="GRIDPILOT_ZSSR_")
 
     service_name: str = "zssr"
-    port: int = Field(8005, ge=0, le=65535)
+    port: Port = 8005
     #: Training a network per movie takes a minute or more; heartbeats extend ack_wait.
     ack_wait_s: float = Field(120.0, gt=0)
     #: "auto": CUDA when the node has a GPU, else the CPU.

@@ -3,16 +3,19 @@
 Settings are read from the environment when a service starts (never at import). The defaults
 are the embedded mode: a local nats-server, a local folder as object store.
 
-Example::
+A service's settings set their own environment prefix; the nested delimiter (``__``) and
+``extra="ignore"`` come from here (pydantic merges a subclass's ``model_config`` into its
+parent's). Example::
 
     class Settings(ServiceSettings):
-        model_config = SettingsConfigDict(env_prefix="GRIDPILOT_PREPROCESS_", env_nested_delimiter="__")
-        workers: int = 1
+        model_config = SettingsConfigDict(env_prefix="GRIDPILOT_PREPROCESS_")
+        service_name: str = "preprocess"
+        port: Port = 8002
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,7 +23,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from gridpilot.bus import BusSettings
 from gridpilot.storage import StorageSettings
 
-__all__ = ["ServiceSettings"]
+__all__ = ["Port", "ServiceSettings"]
+
+#: A TCP port to listen on (0: any free one).
+Port = Annotated[int, Field(ge=0, le=65535)]
 
 
 class ServiceSettings(BaseSettings):
@@ -31,7 +37,7 @@ class ServiceSettings(BaseSettings):
 
     service_name: str = "gridpilot"
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
+    port: Port = 8000
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_logs: bool = True
     #: Job handlers running at once in this replica.

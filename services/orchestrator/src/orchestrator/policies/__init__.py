@@ -1,9 +1,8 @@
 """Targeting policies: pure functions of the session's state and parameters.
 
-No policy reads the twin's ground truth, touches the bus or the database, or keeps state between
-calls; randomness comes from a seeded :class:`numpy.random.Generator` passed in, so a decision
-can be reproduced. The one exception is named for what it is: :mod:`.oracle`, which benches use
-as the upper bound of what a perfect ice estimate would choose.
+A policy sees only what the detectors measured; it never touches the bus or the database, nor
+keeps state between calls. Randomness comes from a seeded :class:`numpy.random.Generator` passed
+in, so a decision can be reproduced.
 
 - :mod:`.squares`: stratified square selection on the atlas;
 - :mod:`.holes`: intensity bins, darkest rejected, sampling across bins;

@@ -33,7 +33,7 @@ GOOD_SQUARE_CLASSES: Final[frozenset[str]] = frozenset({"good"})
 
 @dataclass(frozen=True)
 class SquareCandidate:
-    """A detected square as the policy sees it (no truth: detector label and geometry only)."""
+    """A detected square as the policy sees it (the detector's label and geometry only)."""
 
     id: str
     label: str
