@@ -46,7 +46,7 @@ from hole_finder.model import DEFAULT_MODEL_PATH, HoleModel
 from hole_finder.twin_data import TwinSample, _world
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from holes import RULE_TUNING_SEEDS, TUNE_SEED, _cached, _hole_um, image_set  # noqa: E402
+from holes import RULE_TUNING_SEEDS, TUNE_SEED, _cached, _hole_um, image_set
 
 F64 = npt.NDArray[np.float64]
 MATCH_FRACTION: Final[float] = 0.5
@@ -141,7 +141,7 @@ def analyse(s: TwinSample, model: HoleModel, threshold: float) -> tuple[list[dic
                        "x": float(tx[k]), "y": float(ty[k])})
     # False holes: reported targets matching no true hole.
     target = f_lab != "contaminant" if len(f_lab) else np.zeros(0, bool)
-    ti, di = _match(tx, ty, tr, f_x[target], f_y[target]) if target.any() else (np.zeros(0, np.intp),) * 2
+    _, di = _match(tx, ty, tr, f_x[target], f_y[target]) if target.any() else (np.zeros(0, np.intp),) * 2
     idx = np.flatnonzero(target)
     unmatched = np.setdiff1d(idx, idx[di])
     false = []

@@ -13,7 +13,7 @@ and a bench can say which test refused a hole.
 >>> yy, xx = np.mgrid[:64, :64]
 >>> for cx in (16, 40):
 ...     img[np.hypot(xx - cx, yy - 32) < 6] = 140.0  # two holes, brighter than the film
->>> heat = np.zeros((3, 2), np.float32)  # the network saw neither
+>>> heat = np.array([[0.2, 0.2], [0.0, 0.0], [0.0, 0.0]], np.float32)  # faint heat at both sites
 >>> t = judge_sites(img, heat, np.array([16.0, 46.0]), np.array([32.0, 32.0]), radius_px=6.0,
 ...                 hole_contrast=np.array([1.3, 1.4, 1.5]), bar_level=51.0, threshold=0.4)
 >>> t.accepted.tolist(), t.first_refusal().tolist()
@@ -53,6 +53,7 @@ class SiteTests:
     heat: B  # the network's hole or empty heat there is not negligible
     contrast: B  # its hole/ring contrast is that of a hole, not of broken film or metal
     bright: B  # its disc is brighter than the bar level
+    film: B  # its ring is film, not broken film or vacuum (no brighter than the holes' rings)
     empty: B  # the network's empty-hole heat beats its hole heat: label "empty"
     mean: F64
     median: F64
@@ -60,12 +61,12 @@ class SiteTests:
 
     @property
     def accepted(self) -> B:
-        return self.free & self.open & self.heat & self.contrast & self.bright
+        return self.free & self.open & self.heat & self.contrast & self.bright & self.film
 
     def first_refusal(self) -> npt.NDArray[np.str_]:
         """Per site, the first test it failed, in the order of the chain ('' when accepted)."""
         out = np.full(len(self.x), "", dtype="<U24")
-        for name, ok in (("bright", self.bright), ("contrast", self.contrast), ("heat", self.heat),
+        for name, ok in (("broken film", self.film), ("bright", self.bright), ("contrast", self.contrast), ("heat", self.heat),
                          ("cut by a bar", self.open), ("contaminant on it", self.free)):
             out = np.where(ok, out, name)
         return out
@@ -73,7 +74,7 @@ class SiteTests:
 
 def judge_sites(img: npt.NDArray[np.float32], heat: npt.NDArray[np.float32], sx: F64, sy: F64, *,
                 radius_px: float, hole_contrast: F64, bar_level: float | None, threshold: float,
-                occupied: B | None = None) -> SiteTests:
+                occupied: B | None = None, hole_rings: F64 | None = None) -> SiteTests:
     """Run the completion's tests on free lattice sites.
 
     Parameters
@@ -86,6 +87,9 @@ def judge_sites(img: npt.NDArray[np.float32], heat: npt.NDArray[np.float32], sx:
     bar_level : from :func:`~hole_finder.bars.bar_level`; ``None`` when no bar is in view
     threshold : the centre-score threshold of the detections
     occupied : (N,) sites a contaminant detection sits on
+    hole_rings : (M,) film-ring medians of the holes the network found: a site whose ring is
+        brighter than their 98th percentile (plus the slack) lies in broken film or vacuum,
+        where the twin and the microscope have no target
 
     Returns
     -------
@@ -110,6 +114,11 @@ def judge_sites(img: npt.NDArray[np.float32], heat: npt.NDArray[np.float32], sx:
     else:
         contrast = np.zeros(n, bool)
     bright = stats.mean > bar_level if bar_level is not None else ones
-    return SiteTests(x=sx, y=sy, free=free, open=open_site, heat=heat_ok, contrast=contrast, bright=bright,
+    film = ones
+    rings = hole_rings[np.isfinite(hole_rings)] if hole_rings is not None else np.zeros(0)
+    if rings.size:
+        r_lo, r_hi = np.percentile(rings, [2, 98])
+        film = ~(stats.background > r_hi + CONTRAST_SLACK * max(r_hi - r_lo, 1e-6))
+    return SiteTests(x=sx, y=sy, free=free, open=open_site, heat=heat_ok, contrast=contrast, bright=bright, film=film,
                      empty=heat[1] > heat[0] if n else np.zeros(0, bool),
                      mean=stats.mean, median=stats.median, background=stats.background)

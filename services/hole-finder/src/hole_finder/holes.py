@@ -280,7 +280,8 @@ def _apply_lattice(img: npt.NDArray[np.float32], pred: RawPrediction, lb: Letter
         ref = stats.median[det] / stats.background[det]
     heat = _heat_at(pred, *lb.to_input(sx, sy)) if len(sx) else np.zeros((3, 0), np.float32)
     sites = judge_sites(img, heat, sx, sy, radius_px=r_hole, hole_contrast=ref[np.isfinite(ref)], bar_level=level,
-                        threshold=params.score_threshold, occupied=occupied)
+                        threshold=params.score_threshold, occupied=occupied,
+                        hole_rings=stats.background[det])
     add = sites.accepted
     add_label = np.where(sites.empty, "empty", "hole")
     cand = HoleIntensities(sites.mean, sites.median, sites.background)
