@@ -33,12 +33,13 @@ from gridpilot.detection import Letterbox, find_peaks, letterbox, nms_circles, r
 from gridpilot.errors import InvalidInput
 
 from .bars import bar_level, cut_by_bars
+from .completion import SiteTests, judge_sites
 from .ice import HoleIntensities, estimate_ice, hole_intensities
 from .lattice import INLIER_TOLERANCE, empty_sites, fit_lattice
 from .model import HoleModel, RawPrediction
 
-__all__ = ["NOMINAL_HOLE_DIAMETER_UM", "Affine", "HoleSet", "check_image", "decode_prediction", "find_holes",
-           "network_scale"]
+__all__ = ["NOMINAL_HOLE_DIAMETER_UM", "Affine", "HoleSet", "RawDetections", "check_image", "decode_prediction",
+           "detect_raw", "find_holes", "network_scale"]
 
 F64 = npt.NDArray[np.float64]
 Affine = tuple[tuple[float, float, float], tuple[float, float, float]]
@@ -53,10 +54,6 @@ MAX_SIDE_PX: Final[int] = 16384
 _PIXEL_RANGE_A: Final[tuple[float, float]] = (1.0, 20000.0)
 #: Two detections closer than this fraction of the larger radius are one hole.
 _NMS_OVERLAP: Final[float] = 0.6
-#: A free lattice site is completed when its heat is at least this fraction of the threshold …
-_COMPLETE_HEAT_FRACTION: Final[float] = 0.25
-#: … and its hole/ring contrast lies inside the detected holes' 2–98 % range widened by this.
-_COMPLETE_CONTRAST_SLACK: Final[float] = 0.1
 _SCALE_MARGIN_PX: Final[tuple[float, float]] = (0.5, 1.0)
 
 
@@ -70,6 +67,8 @@ class HoleSet:
     vacuum_intensity: float | None
     scale: float
     elapsed_s: float
+    #: The lattice completion's tests of every free site (``None`` without a lattice fit).
+    sites: SiteTests | None = None
 
 
 def check_image(image: npt.NDArray[np.generic], pixel_size_a: float) -> npt.NDArray[np.float32]:
@@ -128,6 +127,40 @@ def _heat_at(pred: RawPrediction, x_in: F64, y_in: F64) -> npt.NDArray[np.float3
     return np.asarray(pred.heat[:, iy, ix], dtype=np.float32)
 
 
+@dataclass(frozen=True, eq=False)
+class RawDetections:
+    """The network's duplicate-free detections in image pixels, before bars and lattice."""
+
+    x: F64
+    y: F64
+    radius: F64
+    score: F64
+    labels: npt.NDArray[np.str_]
+    pred: RawPrediction
+    letterbox: Letterbox
+    scale: float
+
+
+def detect_raw(img: npt.NDArray[np.float32], *, radius_px: float, model: HoleModel,
+               threshold: float) -> RawDetections:
+    """Run the network on a checked image (:func:`check_image`) and decode its peaks.
+
+    ``radius_px`` is the expected hole radius in image pixels; it sets the network's scale.
+    """
+    scale = network_scale(radius_px, model.radius_range_px)
+    x_in, lb = _network_input(img, scale, model.input_multiple)
+    pred = model.predict(x_in)
+    xi, yi, ri, score, cls = decode_prediction(pred, threshold)
+    keep = (xi < lb.content_shape[1] - 0.5) & (yi < lb.content_shape[0] - 0.5)
+    xi, yi, ri, score, cls = xi[keep], yi[keep], ri[keep], score[keep], cls[keep]
+    order = nms_circles(xi, yi, ri, score, overlap=_NMS_OVERLAP)
+    xi, yi, ri, score, cls = xi[order], yi[order], ri[order], score[order], cls[order]
+    x, y = lb.to_image(xi, yi)
+    labels = np.array(["hole", "empty", "contaminant"])[cls] if len(cls) else np.zeros(0, "<U11")
+    return RawDetections(x=x, y=y, radius=ri / scale, score=score, labels=labels, pred=pred, letterbox=lb,
+                         scale=float(scale))
+
+
 def find_holes(image: npt.NDArray[np.generic], *, pixel_size_a: float, model: HoleModel,
                params: HoleFinderParams | None = None, hole_diameter_um: float | None = None,
                image_to_stage: Affine | None = None) -> HoleSet:
@@ -156,19 +189,12 @@ def find_holes(image: npt.NDArray[np.generic], *, pixel_size_a: float, model: Ho
     img = check_image(image, pixel_size_a)
     px_um = pixel_size_a * 1e-4
     radius_px = (hole_diameter_um or NOMINAL_HOLE_DIAMETER_UM) / 2 / px_um
-    scale = network_scale(radius_px, model.radius_range_px)
-    x_in, lb = _network_input(img, scale, model.input_multiple)
-    pred = model.predict(x_in)
-    xi, yi, ri, score, cls = decode_prediction(pred, params.score_threshold)
-    keep = (xi < lb.content_shape[1] - 0.5) & (yi < lb.content_shape[0] - 0.5)
-    xi, yi, ri, score, cls = xi[keep], yi[keep], ri[keep], score[keep], cls[keep]
-    order = nms_circles(xi, yi, ri, score, overlap=_NMS_OVERLAP)
-    xi, yi, ri, score, cls = xi[order], yi[order], ri[order], score[order], cls[order]
-    x, y = lb.to_image(xi, yi)
-    r = ri / scale
-    labels = np.array(["hole", "empty", "contaminant"])[cls] if len(cls) else np.zeros(0, "<U11")
+    raw = detect_raw(img, radius_px=radius_px, model=model, threshold=params.score_threshold)
+    pred, lb, scale = raw.pred, raw.letterbox, raw.scale
+    x, y, r, score, labels = raw.x, raw.y, raw.radius, raw.score, raw.labels
     added = np.zeros(len(x), bool)
     lattice = LatticeFit(mode="detections", reason="lattice fit switched off (params.use_lattice)")
+    sites = None
     stats = hole_intensities(img, x, y, r)
     target = labels != "contaminant"
     rings = stats.background[target & np.isfinite(stats.background)]
@@ -179,7 +205,7 @@ def find_holes(image: npt.NDArray[np.generic], *, pixel_size_a: float, model: Ho
         added = added[~on_bar]
         stats = HoleIntensities(stats.mean[~on_bar], stats.median[~on_bar], stats.background[~on_bar])
     if params.use_lattice:
-        x, y, r, score, labels, added, stats, lattice = _apply_lattice(
+        x, y, r, score, labels, added, stats, lattice, sites = _apply_lattice(
             img, pred, lb, x, y, r, score, labels, stats, level, px_um, params)
     ice = estimate_ice(stats.mean, labels, mfp_nm=params.ice_mfp_nm)
     (a, b, tx), (d, e, ty) = image_to_stage or ((px_um, 0.0, 0.0), (0.0, -px_um, 0.0))
@@ -187,7 +213,7 @@ def find_holes(image: npt.NDArray[np.generic], *, pixel_size_a: float, model: Ho
                         a * x + b * y + tx, d * x + e * y + ty, added)
     return HoleSet(holes=holes, lattice=lattice, ice_reference=ice.reference,
                    vacuum_intensity=ice.vacuum_intensity, scale=float(scale),
-                   elapsed_s=time.perf_counter() - start)
+                   elapsed_s=time.perf_counter() - start, sites=sites)
 
 
 def _network_input(img: npt.NDArray[np.float32], scale: float, multiple: int) -> tuple[npt.NDArray[np.float32],
@@ -227,50 +253,38 @@ def _apply_lattice(img: npt.NDArray[np.float32], pred: RawPrediction, lb: Letter
                    score: F64, labels: npt.NDArray[np.str_], stats: HoleIntensities, level: float | None,
                    px_um: float,
                    params: HoleFinderParams) -> tuple[F64, F64, F64, F64, npt.NDArray[np.str_],
-                                                      npt.NDArray[np.bool_], HoleIntensities, LatticeFit]:
+                                                      npt.NDArray[np.bool_], HoleIntensities, LatticeFit,
+                                                      SiteTests | None]:
     """Fit the lattice to hole/empty detections; drop strays, complete free sites; or fall back.
 
-    ``stats`` are the detections' intensities; the result carries those of the holes kept and added.
+    ``stats`` are the detections' intensities; the result carries those of the holes kept and added,
+    and the completion's tests of the free sites (``None`` without a lattice).
     """
     target = labels != "contaminant"
     fit = fit_lattice(x[target], y[target], min_holes=params.min_lattice_holes)
     none_added = np.zeros(len(x), bool)
     if fit.lattice is None:
-        return x, y, r, score, labels, none_added, stats, LatticeFit(mode="detections", reason=fit.reason)
+        return x, y, r, score, labels, none_added, stats, LatticeFit(mode="detections", reason=fit.reason), None
     lat = fit.lattice
     keep = np.ones(len(x), bool)
     keep[np.flatnonzero(target)[~fit.inlier]] = False
     dropped = int((~keep).sum())
     r_hole = float(np.median(r[target][fit.inlier]))
     sx, sy = empty_sites(fit, img.shape, margin_px=r_hole, grow=True)
+    occupied = np.zeros(len(sx), bool)
     if len(sx) and (~target).any():  # a contaminant sitting on a site occupies it
         d = np.hypot(sx[:, None] - x[~target][None], sy[:, None] - y[~target][None]).min(axis=1)
-        free = d > INLIER_TOLERANCE * lat.pitch_px * 2
-        sx, sy = sx[free], sy[free]
-    if len(sx):  # a site the bar cuts is no target, whatever the network or the contrast say
-        open_site = ~cut_by_bars(img, sx, sy, np.full(len(sx), r_hole), level)
-        sx, sy = sx[open_site], sy[open_site]
-    add = np.zeros(len(sx), bool)
-    cand = hole_intensities(img, sx, sy, np.full(len(sx), r_hole))
-    add_label = np.full(len(sx), "hole", dtype="<U11")
-    if len(sx):
-        heat = _heat_at(pred, *lb.to_input(sx, sy))
-        hole_heat = heat[:2].max(axis=0)
-        det = keep & target
-        with np.errstate(divide="ignore", invalid="ignore"):  # a ring on an opaque bar reads 0
-            ref = stats.median[det] / stats.background[det]
-            c = cand.median / cand.background
-        ref = ref[np.isfinite(ref)]
-        if ref.size:
-            lo, hi = np.percentile(ref, [2, 98])
-            slack = _COMPLETE_CONTRAST_SLACK * max(hi - lo, 1e-6)
-            # Within the detected holes' contrast range, widened by the slack: brighter than the
-            # brightest is broken film or vacuum around the square; far darker is no hole.
-            add = ((hole_heat >= _COMPLETE_HEAT_FRACTION * params.score_threshold)
-                   & np.isfinite(c) & (c >= lo - slack) & (c <= hi + slack))
-            if level is not None:  # a site wholly on a bar reads as dark as the metal
-                add &= cand.mean > level
-        add_label = np.where(heat[1] > heat[0], "empty", "hole")
+        occupied = d <= INLIER_TOLERANCE * lat.pitch_px * 2
+    det = keep & target
+    with np.errstate(divide="ignore", invalid="ignore"):  # a ring on an opaque bar reads 0
+        ref = stats.median[det] / stats.background[det]
+    heat = _heat_at(pred, *lb.to_input(sx, sy)) if len(sx) else np.zeros((3, 0), np.float32)
+    sites = judge_sites(img, heat, sx, sy, radius_px=r_hole, hole_contrast=ref[np.isfinite(ref)], bar_level=level,
+                        threshold=params.score_threshold, occupied=occupied,
+                        hole_rings=stats.background[det])
+    add = sites.accepted
+    add_label = np.where(sites.empty, "empty", "hole")
+    cand = HoleIntensities(sites.mean, sites.median, sites.background)
     n_add = int(add.sum())
     x = np.concatenate([x[keep], sx[add]])
     y = np.concatenate([y[keep], sy[add]])
@@ -282,4 +296,4 @@ def _apply_lattice(img: npt.NDArray[np.float32], pred: RawPrediction, lb: Letter
                                for f in ("mean", "median", "background")))
     info = LatticeFit(mode="lattice", reason=fit.reason, pitch_px=lat.pitch_px, pitch_um=lat.pitch_px * px_um,
                       rotation_deg=lat.rotation_deg, added=n_add, dropped=dropped)
-    return x, y, r, score, labels, added, merged, info
+    return x, y, r, score, labels, added, merged, info, sites
