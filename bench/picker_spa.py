@@ -2,12 +2,15 @@
 
 usage: python bench/picker_spa.py [--json OUT] [--quick] [--budgets 10 50 200] [--test-count N]
            [--train-count N] [--epochs E] [--topaz-venv DIR] [--no-topaz] [--no-relion] [--no-real]
+           [--conditions blob_chain apoferritin crowded_carbon] [--peer-cache DIR]
 
-Twin sets (``picker_spa.twin_data``), one species each so one diameter holds for every picker,
-pixel size chosen so the particle is 24 px wide, everything else drawn per micrograph (dose
-15–60 e/Å², defocus 0.8–3 µm, ice 25–90 nm, 3–35 % of the field covered by particles, a carbon
-edge in a third, contamination in a quarter): the small ``blob_chain`` (≈ 150 kDa) and the
-large apoferritin. Seeds: the shipped model was trained on seed 1 and validated (its threshold
+Twin conditions (``picker_spa.twin_data``), one species each so one diameter holds for every
+picker, pixel size chosen so the particle is 24 px wide: ``blob_chain`` (small, ≈ 150 kDa) and
+``apoferritin`` (large, ≈ 480 kDa) with everything else drawn per micrograph (dose 15–60 e/Å²,
+defocus 0.8–3 µm, ice 25–90 nm, 3–35 % of the field covered by particles, a carbon edge in a
+third, contamination in a quarter), and ``crowded_carbon``: blob_chain with 30 % of the field
+covered, a third of the particles aggregated, a carbon film over a third of the field beyond a
+straight edge and two contamination blobs in every micrograph. Seeds: the shipped model was trained on seed 1 and validated (its threshold
 and calibration tuned) on seed 2; here labels are drawn from training micrographs of seed 3100+
 and every figure is on held-out micrographs of seed 3200+ that nothing was tuned on.
 
@@ -23,7 +26,7 @@ as their expected count. Everything runs on one CPU thread.
 Figures: precision, recall and F1 at each method's best threshold (one-to-one matching within
 half a particle diameter; ``f1_strict`` within a quarter), and the area under the
 precision–recall curve with recall over all true particles (``auprc``), for the pooled held-out
-set, its lowest-SNR third (``auprc_low_snr``) and per species; the denoiser's PSNR and mean FRC
+set, its lowest-SNR third (``auprc_low_snr``) and per condition; the denoiser's PSNR and mean FRC
 gain over the raw micrograph against the noise-free one (beside a Gaussian low-pass);
 picking and training seconds per micrograph of each method.
 
@@ -31,17 +34,23 @@ Real data (``../shared/data/real/spa-cryoppp-*``, skipped with a reason when abs
 manual picks as masks; centres are the distance-transform peaks of the masks (discs of the
 data set's radius, touching discs separated); trained on ``train`` (4 micrographs), reported on
 ``test`` (5); no pixel size is known, so diameters are in pixels and RELION gets 1 Å/px.
+
+The peers' picks (Topaz, RELION) do not depend on gridpilot: they are cached in ``--peer-cache``
+under a digest of everything they see (micrographs, labels, settings, Topaz version), with the
+seconds they took when run, and reused by a later run on the very same inputs.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -71,7 +80,17 @@ REAL: Final[Path] = ROOT / ".." / "shared" / "data" / "real"
 TUNING_SEEDS: Final[dict[str, int]] = {"pretraining": 1, "validation_threshold_calibration": 2}
 TRAIN_SEED: Final[int] = 3100
 HELD_OUT_SEED: Final[int] = 3200
-SPECIES: Final[tuple[str, ...]] = ("blob_chain", "apoferritin")
+#: Seed of the label draws (with the condition's index).
+_LABEL_SEED: Final[int] = 7
+#: Held-out twin conditions: species and the micrograph recipe forced on every item (besides the
+#: random draw). The crowded one is scored beside the others, figures split by condition.
+_CROWDED_COVERED: Final[float] = 0.30
+CONDITIONS: Final[dict[str, tuple[str, dict[str, Any]]]] = {
+    "blob_chain": ("blob_chain", {}),
+    "apoferritin": ("apoferritin", {}),
+    "crowded_carbon": ("blob_chain", {"covered": _CROWDED_COVERED, "aggregated_fraction": 0.3,
+                                      "carbon_fraction": 0.35, "carbon_nm": 15.0, "contamination_count": 2}),
+}
 BENCH_DIAMETER_PX: Final[float] = 24.0
 #: Topaz works on micrographs downsampled so the particle is about this wide (its resnet's field).
 TOPAZ_DIAMETER_PX: Final[float] = 16.0
@@ -93,13 +112,18 @@ class MicSet:
     pixel_size_a: float | None = None
 
 
-def twin_set(species: str, seed: int, count: int, shape: tuple[int, int], cache: Path) -> MicSet:
+def twin_set(condition: str, seed: int, count: int, shape: tuple[int, int], cache: Path) -> MicSet:
     from gridpilot_sim.world.particles import load_species
 
-    pixel = load_species(species).diameter_a / BENCH_DIAMETER_PX
-    mics = [twin_micrograph(seed, n, shape=shape, species=(species,), cache=cache, pixel_size_a=round(pixel, 3))
+    species, recipe = CONDITIONS[condition]
+    diameter_a = load_species(species).diameter_a
+    pixel = round(diameter_a / BENCH_DIAMETER_PX, 3)
+    overrides = {k: v for k, v in recipe.items() if k != "covered"}
+    if "covered" in recipe:  # particles per µm² covering that fraction of the field
+        overrides["density_per_um2"] = recipe["covered"] / (math.pi * (0.5 * diameter_a) ** 2) * 1e8
+    mics = [twin_micrograph(seed, n, shape=shape, species=(species,), cache=cache, pixel_size_a=pixel, **overrides)
             for n in range(count)]
-    return MicSet(f"twin-{species}", [m.image for m in mics], [m.centres_px for m in mics], mics[0].diameter_px,
+    return MicSet(f"twin-{condition}", [m.image for m in mics], [m.centres_px for m in mics], mics[0].diameter_px,
                   [m.odd for m in mics], [m.even for m in mics], [m.clean for m in mics], mics[0].pixel_size_a)
 
 
@@ -321,11 +345,45 @@ def real_set(folder: Path, split: str) -> MicSet:
 
 
 # ---------------------------------------------------------------------------------- driver
+class PeerCache:
+    """Peers' picks and seconds by a digest of what they saw (micrographs, labels, settings)."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+
+    @staticmethod
+    def key(method: str, *parts: Any) -> str:
+        h = hashlib.sha256(method.encode())
+        for part in parts:
+            for a in part if isinstance(part, list) else [part]:
+                h.update(np.ascontiguousarray(a).tobytes() if isinstance(a, np.ndarray) else repr(a).encode())
+        return f"{method}-{h.hexdigest()[:16]}"
+
+    def get(self, key: str) -> tuple[list[Picks3], float, float | None] | None:
+        path = self.folder / f"{key}.json" if self.folder is not None else None
+        if path is None or not path.is_file():
+            return None
+        d = json.loads(path.read_text())
+        picks = [(np.asarray(x, np.float64), np.asarray(y, np.float64), np.asarray(sc, np.float64))
+                 for x, y, sc in d["picks"]]
+        return picks, float(d["pick_s"]), d.get("train_s")
+
+    def put(self, key: str, picks: list[Picks3], pick_s: float, train_s: float | None) -> None:
+        if self.folder is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        d = {"picks": [[x.tolist(), y.tolist(), sc.tolist()] for x, y, sc in picks], "pick_s": pick_s,
+             "train_s": train_s}
+        (self.folder / f"{key}.json").write_text(json.dumps(d))
+
+
 def run_condition(train: MicSet, test: MicSet, budgets: list[int], args: argparse.Namespace, work: Path,
                   shipped: PickerModel, rng: np.random.Generator, log: Path) -> dict[str, Any]:
     res: dict[str, Any] = {"auprc": {}, "f1": {}, "figures": {}, "pick_s_per_micrograph": {},
-                           "train_s_per_micrograph": {}, "skipped": {}}
+                           "train_s_per_micrograph": {}, "skipped": {}, "peers_from_cache": []}
     expected = float(np.mean([len(c) for c in train.centres]))
+    cache = PeerCache(args.peer_cache)
+    seen = [test.images, test.diameter_px, test.pixel_size_a]
 
     def record(name: str, picks: list[Picks3], subsets: dict[str, list[int]]) -> None:
         f = figures(picks, test)
@@ -334,6 +392,20 @@ def run_condition(train: MicSet, test: MicSet, budgets: list[int], args: argpars
         res["auprc"][name], res["f1"][name] = f["auprc"], f["f1"]
         print(f"  {test.name:28s} {name:22s} AUPRC {f['auprc']:.3f}  F1 {f['f1']:.3f} "
               f"(P {f['precision']:.2f} R {f['recall']:.2f}; strict F1 {f['f1_strict']:.3f})", flush=True)
+
+    def peer(name: str, key: str, compute: Callable[[], tuple[list[Picks3], float, float | None]]
+             ) -> tuple[list[Picks3], float, float | None] | None:
+        hit = cache.get(key)
+        if hit is not None:
+            res["peers_from_cache"].append(name)
+            return hit
+        try:
+            out = compute()
+        except (RuntimeError, OSError) as exc:
+            res["skipped"][name] = str(exc)
+            return None
+        cache.put(key, *out)
+        return out
 
     subsets: dict[str, list[int]] = {}
     if all(c is not None for c in test.clean):
@@ -347,25 +419,35 @@ def run_condition(train: MicSet, test: MicSet, budgets: list[int], args: argpars
     res["pick_s_per_micrograph"]["gridpilot"] = sec
     venv = args.topaz_venv
     topaz_ok = not args.no_topaz and tz.topaz_bin(venv) is not None
-    prep = None
+    topaz_version = tz.version(venv) if topaz_ok else None
+    prepared: list[TopazPrepared] = []
+
+    def prep() -> TopazPrepared:
+        if not prepared:
+            tz.install_standin(venv)
+            prepared.append(topaz_prepare(venv, train, test, work / "topaz", log))
+        return prepared[0]
+
     if topaz_ok:
-        tz.install_standin(venv)
-        try:
-            prep = topaz_prepare(venv, train, test, work / "topaz", log)
-            picks, sec = topaz_extract(venv, prep, test, "resnet16", work / "topaz" / "pretrained.txt", log)
-            record("topaz-pretrained", picks, subsets)
-            res["pick_s_per_micrograph"]["topaz"] = sec
-        except (RuntimeError, OSError) as exc:
-            res["skipped"]["topaz"] = str(exc)
-            prep = None
+        def pretrained() -> tuple[list[Picks3], float, float | None]:
+            return (*topaz_extract(venv, prep(), test, "resnet16", work / "topaz" / "pretrained.txt", log), None)
+        got = peer("topaz-pretrained", cache.key("topaz-pretrained", topaz_version, seen), pretrained)
+        if got is not None:
+            record("topaz-pretrained", got[0], subsets)
+            res["pick_s_per_micrograph"]["topaz"] = got[1]
     else:
         res["skipped"]["topaz"] = ("--no-topaz" if args.no_topaz else
                                    f"no Topaz venv at {venv} (see bench/benchlib/topaz.py for how to make it)")
     if not args.no_relion:
-        out = relion_log(test, work / "relion")
+        hit = cache.get(cache.key("relion-log", seen))
+        out = (hit[0], hit[1]) if hit is not None else relion_log(test, work / "relion")
         if isinstance(out, str):
             res["skipped"]["relion-log"] = out
         else:
+            if hit is None:
+                cache.put(cache.key("relion-log", seen), out[0], out[1], None)
+            else:
+                res["peers_from_cache"].append("relion-log")
             record("relion-log", out[0], subsets)
             res["pick_s_per_micrograph"]["relion-log"] = out[1]
     for k in budgets:
@@ -374,22 +456,27 @@ def run_condition(train: MicSet, test: MicSet, budgets: list[int], args: argpars
         picks, _ = gridpilot_pick(model, test)
         record(f"gridpilot@{k}", picks, subsets)
         res["train_s_per_micrograph"][f"gridpilot@{k}"] = tsec
-        if prep is not None:
-            try:
-                sav, tsec = topaz_train(venv, prep, train, labels, expected, args.topaz_epochs,
+        if topaz_ok:
+            def trained(k: int = k, labels: list[npt.NDArray[np.float64]] = labels
+                        ) -> tuple[list[Picks3], float, float | None]:
+                p = prep()
+                sav, tsec = topaz_train(venv, p, train, labels, expected, args.topaz_epochs,
                                         args.topaz_epoch_size, work / "topaz" / f"model{k}", log)
-                picks, _ = topaz_extract(venv, prep, test, str(sav), work / "topaz" / f"picks{k}.txt", log)
-                record(f"topaz@{k}", picks, subsets)
-                res["train_s_per_micrograph"][f"topaz@{k}"] = tsec
-            except (RuntimeError, OSError) as exc:
-                res["skipped"][f"topaz@{k}"] = str(exc)
+                picks, psec = topaz_extract(venv, p, test, str(sav), work / "topaz" / f"picks{k}.txt", log)
+                return picks, psec, tsec
+            key = cache.key("topaz-trained", topaz_version, seen, train.images, labels, expected,
+                            args.topaz_epochs, args.topaz_epoch_size)
+            got = peer(f"topaz@{k}", key, trained)
+            if got is not None:
+                record(f"topaz@{k}", got[0], subsets)
+                res["train_s_per_micrograph"][f"topaz@{k}"] = got[2]
     return res
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--quick", action="store_true", help="one species, 2+2 small micrographs, one budget")
+    parser.add_argument("--quick", action="store_true", help="one condition, 2+2 small micrographs, one budget")
     parser.add_argument("--budgets", type=int, nargs="+", default=[10, 50, 200])
     parser.add_argument("--train-count", type=int, default=6)
     parser.add_argument("--test-count", type=int, default=9)
@@ -402,20 +489,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-relion", action="store_true")
     parser.add_argument("--no-real", action="store_true")
     parser.add_argument("--no-twin", action="store_true", help="only the real data sets")
-    parser.add_argument("--species", nargs="+", default=list(SPECIES), choices=SPECIES, help="twin conditions")
+    parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=list(CONDITIONS),
+                        help="held-out twin conditions")
+    parser.add_argument("--peer-cache", type=Path, default=ROOT / "bench" / "out" / "spa-peer-cache",
+                        help="where the peers' picks are kept by a digest of their inputs")
+    parser.add_argument("--real-dir", type=Path, default=REAL,
+                        help="folder of the real data sets (a worktree elsewhere than beside ../shared)")
     parser.add_argument("--real-sets", nargs="+", default=["spa-cryoppp-10059", "spa-cryoppp-10947"])
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "out" / "spa-twin-cache")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    species: tuple[str, ...] = tuple(args.species)
+    conditions_run: tuple[str, ...] = tuple(args.conditions)
     shape = (384, 384)
     if args.quick:
-        species, shape = ("blob_chain",), (192, 192)
+        conditions_run, shape = ("blob_chain",), (192, 192)
         args.budgets, args.train_count, args.test_count = [10], 2, 2
         args.epochs, args.steps, args.topaz_epochs, args.topaz_epoch_size = 1, 3, 1, 5
-        args.no_real = True
+        args.no_real, args.peer_cache = True, None
     shipped = PickerModel.load(DEFAULT_MODEL_DIR, threads=1)
-    rng = np.random.default_rng(7)
     out: dict[str, Any] = {
         "bench": "picker_spa", "quick": args.quick, "model_version": shipped.version,
         "tuning_seeds": TUNING_SEEDS, "train_seed": TRAIN_SEED, "held_out_seed": HELD_OUT_SEED,
@@ -430,10 +521,12 @@ def main(argv: list[str] | None = None) -> int:
         log = work / "peers.log"
         print(f"picker-spa bench: model {shipped.version}; peers log in {log}", flush=True)
         conditions = []
-        for sp in () if args.no_twin else species:
-            i = SPECIES.index(sp)
+        for sp in () if args.no_twin else conditions_run:
+            i = list(CONDITIONS).index(sp)
             train = twin_set(sp, TRAIN_SEED + i, args.train_count, shape, args.cache)
             test = twin_set(sp, HELD_OUT_SEED + i, args.test_count, shape, args.cache)
+            # Labels drawn per condition, so a run of some conditions draws what the full run does.
+            rng = np.random.default_rng([_LABEL_SEED, i])
             res = run_condition(train, test, args.budgets, args, work / sp, shipped, rng, log)
             res["denoise"] = denoise_figures(shipped, test)
             res["diameter_px"], res["pixel_size_a"] = test.diameter_px, test.pixel_size_a
@@ -444,13 +537,14 @@ def main(argv: list[str] | None = None) -> int:
             _pool(out, conditions, "")
         real = []
         if not args.no_real:
-            for ds in args.real_sets:
-                folder = REAL / ds
+            for j, ds in enumerate(args.real_sets):
+                folder = args.real_dir / ds
                 if not folder.is_dir():
                     out.setdefault("real_skipped", {})[ds] = f"{folder} absent"
                     continue
                 train, test = real_set(folder, "train"), real_set(folder, "test")
                 train, test = _first(train, args.train_count), _first(test, args.test_count)
+                rng = np.random.default_rng([_LABEL_SEED, 100 + j])
                 res = run_condition(train, test, args.budgets, args, work / ds, shipped, rng, log)
                 res["diameter_px"], res["n_true_test"] = test.diameter_px, int(sum(len(c) for c in test.centres))
                 out["conditions"][f"real-{ds}"] = res
