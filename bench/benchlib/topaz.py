@@ -7,7 +7,7 @@ transforms Topaz imports (written here, bench code only, never a dependency of a
 it once with::
 
     python3.11 -m venv bench/out/topaz-venv
-    bench/out/topaz-venv/bin/pip install "setuptools<81" torch==2.13.0 numpy scipy pandas \\
+    bench/out/topaz-venv/bin/pip install "setuptools<81" torch==2.13.0 numpy scipy pandas psutil \\
         scikit-learn pillow future tqdm h5py
     bench/out/topaz-venv/bin/pip install --no-deps topaz-em
 
