@@ -68,9 +68,11 @@ TUNING_SEEDS = (101,)
 HELD_OUT_SEEDS = (201,)
 SPECIES = (("ribosome", 90), ("apoferritin", 90), ("spliceosome", 70))
 LABELS = (10, 50)
-THRESHOLDS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
+# Detector scores are sigmoids of logits that pass 20 once trained: the grid runs on up to 1 − 1e-8.
+THRESHOLDS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1 - 1e-4, 1 - 1e-5, 1 - 1e-6,
+              1 - 1e-7, 1 - 1e-8)
 # Template matching's FLC scores (same number of levels, chosen on the tuning seeds the same way).
-TM_THRESHOLDS = (0.05, 0.08, 0.1, 0.12, 0.15, 0.18, 0.2, 0.25, 0.3, 0.4)
+TM_THRESHOLDS = (0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.11, 0.12, 0.14, 0.16, 0.18, 0.2, 0.25, 0.3, 0.4)
 DEFAULT_PYTME = Path("/tmp/cet-pytme-venv/bin/match_template")
 
 

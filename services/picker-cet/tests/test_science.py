@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from gridpilot.detection.onnx import OnnxModel
 from gridpilot.errors import InvalidInput
 from picker_cet.augment import augment_box, wedge_mask
 from picker_cet.candidates import find_candidates
 from picker_cet.explore import adjusted_rand_index, kmeans
 from picker_cet.formats import imod_text, read_star, write_csv, write_star
 from picker_cet.nms import find_peaks_3d, nms_3d
+from picker_cet.pipeline import MODEL_FORMAT, pick_tomogram
 from picker_cet.refine import HeatmapNet, export_onnx
 
 
@@ -125,3 +127,35 @@ def test_detector_exports_to_onnx_and_runs_on_any_even_shape() -> None:
         with torch.no_grad():
             np.testing.assert_allclose(out, net(torch.from_numpy(x)).numpy(), atol=1e-4)
         assert model.metadata["format"] == "x"
+
+
+def _scaling_detector(path: Path, gain: float) -> Path:
+    """An ONNX "detector" whose logit is ``gain`` × the normalised tomogram, with picker-cet metadata."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["tomogram", "gain"], ["heat"])], "scale",
+        [helper.make_tensor_value_info("tomogram", TensorProto.FLOAT, [1, 1, "z", "y", "x"])],
+        [helper.make_tensor_value_info("heat", TensorProto.FLOAT, [1, 1, "z", "y", "x"])],
+        [helper.make_tensor("gain", TensorProto.FLOAT, [], [gain])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    for k, v in {"format": MODEL_FORMAT, "working_voxel_a": "20.0", "particle_diameter_a": "100.0"}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(model, path)
+    return path
+
+
+def test_pick_ranks_peaks_whose_float32_sigmoid_is_one(tmp_path: Path) -> None:
+    """Regression: peaks were found on the float32 sigmoid, where every logit above ~17 is 1.0, so
+    a well-trained detector's best peaks tied and no threshold could separate them."""
+    rng = np.random.default_rng(7)
+    vol = rng.normal(size=(16, 32, 32)).astype(np.float32)
+    vol[8, 10, 10], vol[8, 22, 22] = 5.0, 6.5  # logits ≈ 20 and 26 at gain 4
+    model = OnnxModel(_scaling_detector(tmp_path / "m.onnx", 4.0), threads=1)
+    picks = pick_tomogram(vol, model, voxel_size_a=20.0, threshold=0.5)
+    assert picks.centres_zyx[:2].round().tolist() == [[8.0, 22.0, 22.0], [8.0, 10.0, 10.0]]
+    assert 1.0 - 1e-7 < picks.scores[1] < picks.scores[0] < 1.0
+    strict = pick_tomogram(vol, model, voxel_size_a=20.0, threshold=1.0 - 1e-10)
+    assert strict.centres_zyx.round().tolist() == [[8.0, 22.0, 22.0]]
