@@ -73,6 +73,11 @@ THRESHOLDS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1 - 1e-4,
               1 - 1e-7, 1 - 1e-8)
 # Template matching's FLC scores (same number of levels, chosen on the tuning seeds the same way).
 TM_THRESHOLDS = (0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.11, 0.12, 0.14, 0.16, 0.18, 0.2, 0.25, 0.3, 0.4)
+# The relative rule ("species@Nrel"): keep the peaks whose logit is above the median logit of the
+# peaks on the labelled centres plus this offset (what the person who placed the labels can apply
+# to any detector, whatever the scale its training gave its logits).
+LABEL_OFFSETS = (-12.0, -10.0, -8.0, -7.0, -6.0, -5.0, -4.0, -3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 1.0)
+_PICK_FLOOR = 1e-6
 DEFAULT_PYTME = Path("/tmp/cet-pytme-venv/bin/match_template")
 
 
@@ -103,6 +108,21 @@ def _truth(truth: dict[str, Any], species: str) -> npt.NDArray[np.float64]:
 def _inside(c: npt.NDArray[np.float64], shape: tuple[int, ...], margin: float) -> npt.NDArray[np.bool_]:
     return np.asarray((c[:, 1] >= margin) & (c[:, 1] <= shape[1] - 1 - margin)
                       & (c[:, 2] >= margin) & (c[:, 2] <= shape[2] - 1 - margin))
+
+
+def _logits(scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    s = np.clip(scores, 1e-300, 1.0 - 1e-16)
+    return np.asarray(np.log(s) - np.log1p(-s))
+
+
+def _label_logit(centres: npt.NDArray[np.float64], logits: npt.NDArray[np.float64],
+                 labels: npt.NDArray[np.float64], radius_vox: float) -> float:
+    """Median logit of the best peak within ``radius_vox`` of each label (labels without one: the floor)."""
+    if len(centres) == 0:
+        return float("inf")
+    d = np.linalg.norm(labels[:, None] - centres[None], axis=2)
+    near = np.where(d <= radius_vox, logits[None], -np.inf).max(axis=1)
+    return float(np.median(np.maximum(near, float(_logits(np.array([_PICK_FLOOR]))[0]))))
 
 
 def score_picks(picks: npt.NDArray[np.float64], truth: npt.NDArray[np.float64], *, radius_vox: float,
@@ -222,10 +242,14 @@ def main(argv: list[str] | None = None) -> int:
                     path.write_bytes(refined.onnx)
                     model = OnnxModel(path, threads=1)
                     t = time.perf_counter()
-                    picks = pick_tomogram(tomo, model, voxel_size_a=10.0, threshold=min(THRESHOLDS))
+                    picks = pick_tomogram(tomo, model, voxel_size_a=10.0, threshold=_PICK_FLOOR)
                     times["pick"].append(time.perf_counter() - t)
                 add(f"{sp}@{n}", split, [score_picks(picks.centres_zyx[picks.scores > th], true, radius_vox=radius,
                                                      shape=shape) for th in THRESHOLDS])
+                logit = _logits(picks.scores)
+                ref = _label_logit(picks.centres_zyx, logit, chosen, radius)
+                add(f"{sp}@{n}rel", split, [score_picks(picks.centres_zyx[logit > ref + off], true, radius_vox=radius,
+                                                        shape=shape) for off in LABEL_OFFSETS])
             if tm_reason is None:
                 with tempfile.TemporaryDirectory() as d:
                     try:
@@ -249,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
         best = int(np.argmax([_prf(*map(int, row))[2] for row in tune])) if tune is not None else 0
         p, r, f = _prf(*map(int, held[best]))
         f1[key], prec[key], rec[key] = round(f, 3), round(p, 3), round(r, 3)
-        chosen_thr[key] = float((TM_THRESHOLDS if key.endswith("@tm") else THRESHOLDS)[best])
+        grid = TM_THRESHOLDS if key.endswith("@tm") else LABEL_OFFSETS if key.endswith("rel") else THRESHOLDS
+        chosen_thr[key] = float(grid[best])
     for sp in species:
         if f"{sp}@tm" not in f1:
             f1[f"{sp}@tm"] = prec[f"{sp}@tm"] = rec[f"{sp}@tm"] = None
