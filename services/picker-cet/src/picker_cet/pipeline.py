@@ -45,7 +45,6 @@ __all__ = [
 WORKING_VOXEL_A: Final[float] = 20.0
 MODEL_FORMAT: Final[str] = "picker-cet-heatmap-1"
 _MIN_LABELS: Final[int] = 1
-_FLIPS: Final[tuple[tuple[int, ...], ...]] = ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2), (0, 1, 2))
 
 
 def to_input_voxels(centres_binned: npt.NDArray[np.floating], factor: int) -> npt.NDArray[np.float64]:
@@ -151,14 +150,7 @@ def pick_tomogram(tomogram: npt.NDArray[np.generic], model: OnnxModel, *, voxel_
     factor = max(1, round(float(model.metadata["working_voxel_a"]) / voxel_size_a))
     binned = normalise(bin_volume(vol, factor))
     pad = [(0, s % 2) for s in binned.shape]
-    padded = np.pad(binned, pad, mode="edge")
-    # Test-time augmentation by the flips of x, y and z, which keep the missing wedge in place
-    # (:mod:`picker_cet.augment`): the mean logit of the eight views.
-    logits = np.zeros(padded.shape, dtype=np.float32)
-    for flips in _FLIPS:
-        view = np.ascontiguousarray(np.flip(padded, flips))
-        logits += np.flip(model.run(view[None, None])[0][0, 0], flips)
-    logits /= len(_FLIPS)
+    logits = model.run(np.pad(binned, pad, mode="edge")[None, None])[0][0, 0]
     logits = logits[: binned.shape[0], : binned.shape[1], : binned.shape[2]]
     radius = 0.5 * diameter / (voxel_size_a * factor)
     # Peaks of the logits, not of the float32 sigmoid: a trained detector's best peaks lie beyond
