@@ -15,9 +15,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Service packages whose every module serves (none is a training or twin-data module).
-SERVING_SOURCES = [ROOT / "services" / "orchestrator" / "src" / "orchestrator",
-                   ROOT / "services" / "picker-cet" / "src" / "picker_cet"]
+#: Service packages that decide or measure from images: the orchestrator, the detectors, the
+#: pickers, preprocess and zssr (the scope-gateway is the twin's microscope: it writes the truth).
+SERVING_SOURCES = [ROOT / "services" / d / "src" / p for d, p in (
+    ("orchestrator", "orchestrator"), ("picker-cet", "picker_cet"), ("picker-spa", "picker_spa"),
+    ("atlas-detector", "atlas_detector"), ("hole-finder", "hole_finder"),
+    ("preprocess", "preprocess"), ("zssr", "zssr"))]
+#: The one module per package allowed to read the twin: it renders training sets for
+#: ``make train-*`` (labels from the truth), and only the training code imports it.
+TRAINING_DATA_MODULE = "twin_data.py"
+#: The modules that may import it: training only, never a route, worker or CLI verb that serves.
+TRAINING_MODULES = frozenset({"train.py", "crop_data.py"})
 
 
 def truth_uses(source: str) -> list[str]:
@@ -57,7 +65,7 @@ def truth_uses(source: str) -> list[str]:
 
 @pytest.mark.parametrize("package", SERVING_SOURCES, ids=lambda p: p.name)
 def test_no_serving_module_imports_the_simulator_or_names_the_truth(package: Path) -> None:
-    modules = sorted(package.rglob("*.py"))
+    modules = sorted(m for m in package.rglob("*.py") if m.name != TRAINING_DATA_MODULE)
     assert len(modules) > 5
     found = {str(m.relative_to(ROOT)): uses for m in modules
              if (uses := truth_uses(m.read_text(encoding="utf-8")))}
@@ -80,3 +88,16 @@ def test_the_check_finds_a_planted_truth_reader(planted: str) -> None:
 def test_the_check_lets_a_docstring_say_what_is_not_read() -> None:
     source = '"""Reads detections; never the twin\'s truth (no .truth.json)."""\nx = 1  # no truth\n'
     assert truth_uses(source) == []
+
+
+@pytest.mark.parametrize("package", SERVING_SOURCES, ids=lambda p: p.name)
+def test_only_training_code_imports_the_twin_data_module(package: Path) -> None:
+    importers = sorted(m.name for m in package.rglob("*.py")
+                       if m.name != TRAINING_DATA_MODULE and _imports_twin_data(m))
+    assert set(importers) <= TRAINING_MODULES, importers
+
+
+def _imports_twin_data(module: Path) -> bool:
+    tree = ast.parse(module.read_text(encoding="utf-8"))
+    return any(isinstance(node, ast.ImportFrom) and (node.module or "").endswith("twin_data")
+               for node in ast.walk(tree))
