@@ -6,9 +6,9 @@ precision–recall curve pools every micrograph's picks by score; recall is norm
 number of true particles (so missed particles lower the area).
 
 >>> import numpy as np
->>> truth = [np.array([[10.0, 10.0], [50.0, 50.0]])]
+>>> reference = [np.array([[10.0, 10.0], [50.0, 50.0]])]
 >>> picks = [(np.array([11.0, 80.0, 49.0]), np.array([10.0, 80.0, 51.0]), np.array([0.9, 0.8, 0.7]))]
->>> s = score_picks(picks, truth, tolerance_px=[5.0])
+>>> s = score_picks(picks, reference, tolerance_px=[5.0])
 >>> round(s.auprc, 3), s.best_f1
 (0.833, 0.8)
 """
@@ -27,11 +27,11 @@ __all__ = ["PickScore", "match_picks", "score_picks"]
 F64 = npt.NDArray[np.float64]
 
 
-def match_picks(x: F64, y: F64, score: npt.ArrayLike, truth: F64, tolerance_px: float) -> npt.NDArray[np.bool_]:
+def match_picks(x: F64, y: F64, score: npt.ArrayLike, reference: F64, tolerance_px: float) -> npt.NDArray[np.bool_]:
     """Which picks (taken strongest first) match a distinct true centre within ``tolerance_px``."""
     s = np.asarray(score, np.float64)
     hit = np.zeros(s.shape, bool)
-    t = np.asarray(truth, np.float64).reshape(-1, 2)
+    t = np.asarray(reference, np.float64).reshape(-1, 2)
     if len(t) == 0 or len(s) == 0:
         return hit
     tree = cKDTree(t)
@@ -69,7 +69,7 @@ class PickScore:
     recall_at: float | None = None
 
 
-def score_picks(picks: Sequence[tuple[F64, F64, npt.ArrayLike]], truth: Sequence[F64], *,
+def score_picks(picks: Sequence[tuple[F64, F64, npt.ArrayLike]], reference: Sequence[F64], *,
                 tolerance_px: Sequence[float], threshold: float | None = None, curve_points: int = 50) -> PickScore:
     """Pool the picks (x, y, score) of several micrographs against their true centres.
 
@@ -77,7 +77,7 @@ def score_picks(picks: Sequence[tuple[F64, F64, npt.ArrayLike]], truth: Sequence
     """
     scores, hits = [], []
     n_true = 0
-    for (x, y, s), t, tol in zip(picks, truth, tolerance_px, strict=True):
+    for (x, y, s), t, tol in zip(picks, reference, tolerance_px, strict=True):
         hits.append(match_picks(np.asarray(x), np.asarray(y), s, t, tol))
         scores.append(np.asarray(s, np.float64))
         n_true += len(np.asarray(t).reshape(-1, 2))

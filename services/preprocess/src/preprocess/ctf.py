@@ -45,8 +45,8 @@ _START_ANGLES: Final[int] = 12
 _MAX_NYQUIST_FRACTION: Final[float] = 0.95
 #: Astigmatism is kept only when it raises the 2D correlation above the round model's by this
 #: many times 1/√n (n: pixels in the band): on thin ice a free astigmatism otherwise fits
-#: noise (issue 14: 1.4–1.7 kÅ on a round truth). Chosen on the bench's tuning sets only: the
-#: gain was 0.0–0.69 on 20 round session exposures and 0.49–3.8 on 9 astigmatic (300–1000 Å)
+#: noise (issue 14: 1.4–1.7 kÅ on a non-astigmatic twin exposure). Chosen on the bench's tuning
+#: sets only: the gain was 0.0–0.69 on 20 round session exposures and 0.49–3.8 on 9 astigmatic (300–1000 Å)
 #: benchmark movies; astigmatisms whose gain falls below it are reported as 0.
 MIN_ASTIG_GAIN_SIGMAS: Final[float] = 0.75
 #: Each half-movie's 1D search spans the full fit's defocus ± the larger of these: a weak half

@@ -10,10 +10,10 @@ mean position), (x, y) in pixels, content at r appears at r + sᵢ in frame i.
 >>> from zssr.degradation import fourier_shift
 >>> rng = np.random.default_rng(0)
 >>> base = rng.normal(size=(64, 64))
->>> truth = np.array([[0.0, 0.0], [1.25, -0.5], [2.5, -1.0]])
->>> frames = np.stack([fourier_shift(base, s) for s in truth])
+>>> applied = np.array([[0.0, 0.0], [1.25, -0.5], [2.5, -1.0]])
+>>> frames = np.stack([fourier_shift(base, s) for s in applied])
 >>> est = estimate_shifts(frames)
->>> bool(np.abs(est - (truth - truth.mean(0))).max() < 0.05)
+>>> bool(np.abs(est - (applied - applied.mean(0))).max() < 0.05)
 True
 """
 
