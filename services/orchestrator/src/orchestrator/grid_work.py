@@ -248,6 +248,8 @@ class GridWork:
         selector = resolve_plugin("selector", step.args["selector"])
         scorer_name = step.args.get("scorer")
         rng = self.journal.rng(key)
+        # A scorer may read storage: it runs before the database session opens, not inside it.
+        scores = await self._scores(scorer_name, square_id) if scorer_name is not None else None
         with session_scope(self.flow.engine) as db:
             holes = list(db.scalars(select(Hole).where(Hole.square_id == square_id)
                                     .order_by(Hole.number)).all())
@@ -256,8 +258,8 @@ class GridWork:
             policy = hole_policy_options(p, square)
             options: dict[str, Any] = {**step.args.get("options", {}), **policy}
             cands = hole_candidates(holes)
-            if scorer_name is not None:
-                options["scores"] = await self._scores(scorer_name, square, cands)
+            if scores is not None:
+                options["scores"] = scores
             picks = selector(cands, 0 if bis else p.holes_per_square, rng, **options)
             strata = {pk.target_id: pk.stratum for pk in picks}
             classes = intensity_classes(cands, **policy)
@@ -277,13 +279,18 @@ class GridWork:
                       f"target group(s)")
         return groups
 
-    async def _scores(self, name: str, square: Square,
-                      holes: list[HoleCandidate]) -> dict[str, float]:
+    async def _scores(self, name: str, square_id: str) -> dict[str, float]:
         """The named scorer's scores of the square's holes; none before its image exists."""
-        if square.image_key is None:
+        with session_scope(self.flow.engine) as db:
+            square = db.get(Square, square_id)
+            assert square is not None
+            image_key = square.image_key
+            holes = hole_candidates(list(db.scalars(select(Hole).where(Hole.square_id == square_id)
+                                                    .order_by(Hole.number)).all()))
+        if image_key is None:
             return {}
         if self.flow.store is None:
             raise InvalidInput(f"the scorer {name!r} needs the object store, and this "
                                "orchestrator has none", field="scorer")
         scorer: HoleScorer = resolve_plugin("scorer", name)
-        return await scorer(SquareImage(square.id, square.image_key, self.flow.store), holes)
+        return await scorer(SquareImage(square_id, image_key, self.flow.store), holes)
