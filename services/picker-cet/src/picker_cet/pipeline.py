@@ -17,6 +17,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 import torch
+from scipy import special
 
 from gridpilot.detection.onnx import OnnxModel
 from gridpilot.errors import InvalidInput
@@ -155,21 +156,9 @@ def pick_tomogram(tomogram: npt.NDArray[np.generic], model: OnnxModel, *, voxel_
     radius = 0.5 * diameter / (voxel_size_a * factor)
     # Peaks of the logits, not of the float32 sigmoid: a trained detector's best peaks lie beyond
     # logit 17, where the float32 sigmoid is 1.0 for all of them and no threshold can rank them.
-    centres, peak_logits = find_peaks_3d(logits, threshold=_logit(threshold), radius_vox=max(radius, 1.0),
+    centres, peak_logits = find_peaks_3d(logits, threshold=float(special.logit(threshold)), radius_vox=max(radius, 1.0),
                                          border_vox=int(border_a / (voxel_size_a * factor)))
-    return Picks(to_input_voxels(centres, factor), _sigmoid(peak_logits))
-
-
-def _logit(p: float) -> float:
-    if p <= 0.0:
-        return -np.inf
-    if p >= 1.0:
-        return np.inf
-    return float(np.log(p) - np.log1p(-p))
-
-
-def _sigmoid(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(np.asarray(x, dtype=np.float64), -700.0, 700.0))))
+    return Picks(to_input_voxels(centres, factor), special.expit(np.asarray(peak_logits, np.float64)))
 
 
 def with_steps(params: Any, steps: int | None) -> Any:
