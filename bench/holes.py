@@ -138,17 +138,26 @@ def run_peer(skimage: Any, threshold: float) -> Callable[[TwinSample], Detection
     return run
 
 
+def match_holes(tx: npt.NDArray[np.float64], ty: npt.NDArray[np.float64], tr: npt.NDArray[np.float64],
+                dx: npt.NDArray[np.float64], dy: npt.NDArray[np.float64],
+                ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """One-to-one matches (true index, detection index) within ``MATCH_FRACTION`` of a true radius."""
+    if not len(tx) or not len(dx):
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    dist = np.hypot(tx[:, None] - dx[None], ty[:, None] - dy[None])
+    ok = dist < MATCH_FRACTION * tr[:, None]
+    ti, di = linear_sum_assignment(np.where(ok, dist, 1e6))
+    good = ok[ti, di]
+    return ti[good], di[good]
+
+
 def score_image(s: TwinSample, det: Detections) -> dict[str, Any]:
     """Matches of target detections to true holes; ice pairs; contaminants not taken for holes."""
     targets = det["label"] != "contaminant"
     dx, dy, ice = det["x"][targets], det["y"][targets], det["ice"][targets]
     holes = s.label < 2
     tx, ty, tr = s.x[holes], s.y[holes], s.radius[holes]
-    dist = np.hypot(tx[:, None] - dx[None], ty[:, None] - dy[None]) if len(tx) and len(dx) else np.zeros((len(tx), len(dx)))
-    ok = dist < MATCH_FRACTION * tr[:, None]
-    ti, di = linear_sum_assignment(np.where(ok, dist, 1e6)) if ok.size else (np.zeros(0, int), np.zeros(0, int))
-    good = ok[ti, di]
-    ti, di = ti[good], di[good]
+    ti, di = match_holes(tx, ty, tr, dx, dy)
     true_ice = s.ice_nm[holes][ti]
     usable = true_ice > 0  # not empty; the ρ is over holes with ice
     rho = None
@@ -161,7 +170,7 @@ def score_image(s: TwinSample, det: Detections) -> dict[str, Any]:
     taken = (np.hypot(bx[:, None] - dx[None], by[:, None] - dy[None]) < MATCH_FRACTION * br[:, None]).any(axis=1) \
         if len(bx) and len(dx) else np.zeros(len(bx), bool)
     return {"tp": len(ti), "n_true": int(holes.sum()), "n_det": int(targets.sum()),
-            "centre_err_px": dist[ti, di].tolist(), "ice_rho": rho,
+            "centre_err_px": np.hypot(tx[ti] - dx[di], ty[ti] - dy[di]).tolist(), "ice_rho": rho,
             "blobs": int(blobs.sum()), "blobs_rejected": int((~taken).sum()),
             "elapsed_s": float(det["elapsed_s"][0]), "lattice": str(det["lattice"][0])}
 

@@ -36,7 +36,6 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import linear_sum_assignment
 
 from gridpilot.contracts import HoleFinderParams
 from gridpilot_sim.world.grid import locate_squares
@@ -46,24 +45,13 @@ from hole_finder.model import DEFAULT_MODEL_PATH, HoleModel
 from hole_finder.twin_data import TwinSample, _world
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from holes import RULE_TUNING_SEEDS, TUNE_SEED, _cached, _hole_um, image_set
+from holes import RULE_TUNING_SEEDS, TUNE_SEED, _cached, _hole_um, image_set, match_holes
 
 F64 = npt.NDArray[np.float64]
 MATCH_FRACTION: Final[float] = 0.5
 THICK_NM: Final[float] = 120.0
 #: A hole is "beside the bars" when its edge is within this many hole diameters of the bar.
 BESIDE_BARS_DIAMETERS: Final[float] = 1.0
-
-
-def _match(tx: F64, ty: F64, tr: F64, dx: F64, dy: F64) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-    """One-to-one matches (truth index, detection index) within half a true radius."""
-    if not len(tx) or not len(dx):
-        return np.zeros(0, np.intp), np.zeros(0, np.intp)
-    dist = np.hypot(tx[:, None] - dx[None], ty[:, None] - dy[None])
-    ok = dist < MATCH_FRACTION * tr[:, None]
-    ti, di = linear_sum_assignment(np.where(ok, dist, 1e6))
-    good = ok[ti, di]
-    return ti[good], di[good]
 
 
 def _stage_xy(s: TwinSample, x: F64, y: F64) -> tuple[F64, F64]:
@@ -109,7 +97,7 @@ def analyse(s: TwinSample, model: HoleModel, threshold: float) -> tuple[list[dic
     beside = sdf > -(r_um + BESIDE_BARS_DIAMETERS * 2 * r_um)
 
     def hits(x: F64, y: F64, keep: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
-        ti, _ = _match(tx, ty, tr, x[keep], y[keep])
+        ti, _ = match_holes(tx, ty, tr, x[keep], y[keep])
         out = np.zeros(len(tx), bool)
         out[ti] = True
         return out
@@ -141,7 +129,7 @@ def analyse(s: TwinSample, model: HoleModel, threshold: float) -> tuple[list[dic
                        "x": float(tx[k]), "y": float(ty[k])})
     # False holes: reported targets matching no true hole.
     target = f_lab != "contaminant" if len(f_lab) else np.zeros(0, bool)
-    _, di = _match(tx, ty, tr, f_x[target], f_y[target]) if target.any() else (np.zeros(0, np.intp),) * 2
+    _, di = match_holes(tx, ty, tr, f_x[target], f_y[target]) if target.any() else (np.zeros(0, np.intp),) * 2
     idx = np.flatnonzero(target)
     unmatched = np.setdiff1d(idx, idx[di])
     false = []
