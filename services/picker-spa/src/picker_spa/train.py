@@ -363,8 +363,8 @@ def calibrate(net: PickerNet, micrographs: Sequence[TrainMicrograph], validation
         calibration = fit_calibration(np.concatenate(logits), np.concatenate(hits))
         runner = torch_runner(net, calibration)
         found = [pick_micrograph(m.image, runner, diameter_px=m.diameter_px)[0] for m in validation]
-        labelled = [np.asarray(m.centres_px).reshape(-1, 2) for m in validation]
-        s = score_picks([(p.x, p.y, p.score) for p in found], labelled,
+        centres = [np.asarray(m.centres_px).reshape(-1, 2) for m in validation]
+        s = score_picks([(p.x, p.y, p.score) for p in found], centres,
                         tolerance_px=[0.5 * m.diameter_px for m in validation])
         return calibration, s.best_threshold, {
             "kind": "fully labelled validation micrographs", "micrographs": len(validation),
