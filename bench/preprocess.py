@@ -1,7 +1,8 @@
 """Benchmark of the preprocess service on twin movies: accuracy against peers, and speed.
 
 usage: python bench/preprocess.py [--json OUT] [--count N] [--session-count N]
-                                  [--tuning-count N] [--session-tuning-count N] [--quick]
+                                  [--tuning-count N] [--session-tuning-count N]
+                                  [--thin-tuning-count N] [--quick]
                                   [--no-4k] [--no-relion] [--teamtomo-count N]
 
 Movie sets (``bench/benchlib/movie_sets.py``; the tests use none of their seeds):
@@ -13,7 +14,11 @@ Movie sets (``bench/benchlib/movie_sets.py``; the tests use none of their seeds)
   ``make demo`` records them (thin-to-medium ice in good holes, a few particles, 20–50 frames,
   40 e/Å², one in six on the carbon film), twin seeds ``SESSION_HELD_OUT_TWIN_SEEDS``;
 - tuning: the same two distributions with disjoint seeds (``TUNING_SEED``,
-  ``SESSION_TUNING_TWIN_SEEDS``). Tolerances are chosen on these only: the half-movie
+  ``SESSION_TUNING_TWIN_SEEDS``), and two thin-ice session sets (``SESSION_THIN_TUNING_SETS``:
+  twin seeds 107–112 with holes of 15–30 nm, 113–124 with 12–26 nm; ``--thin-tuning-count``
+  each). Session exposures are fitted as the orchestrator fits them, with the defocus search
+  centred on the session's target (``PreprocessParams.around_target``, ±5 kÅ); benchmark
+  movies have no target and get the default 3–50 kÅ. Tolerances are chosen on these only: the half-movie
   agreement tolerance is swept here (``tuning.half_agreement_sweep``) and the bench says
   whether the committed value is the tuning set's choice (fewest not-confident fits with no
   confident fit off by more than 500 Å).
@@ -83,6 +88,7 @@ DEFAULT_COUNT: Final[int] = 24
 DEFAULT_SESSION_COUNT: Final[int] = 24
 DEFAULT_TUNING_COUNT: Final[int] = 16
 DEFAULT_SESSION_TUNING_COUNT: Final[int] = 48
+DEFAULT_THIN_TUNING_COUNT: Final[int] = 24
 QUICK_COUNT: Final[int] = 4
 MIN_ASTIG_FOR_ANGLE_A: Final[float] = 300.0
 DETECTOR_MOVIES_PER_HOUR: Final[float] = 500.0
@@ -110,8 +116,18 @@ def angle_error_deg(a_rad: float, b_rad: float) -> float:
     return min(d, 180.0 - d)
 
 
+def movie_params(movie: BenchMovie) -> PreprocessParams:
+    """What the estimator is told: a session exposure's defocus search is centred on the
+    target defocus the session asked for (as the orchestrator does); a benchmark movie, which
+    has no target, gets the default range."""
+    target = movie.labels.get("target_defocus_um")
+    return PARAMS if target is None else PARAMS.around_target(float(target))
+
+
 def baseline_ctf_1d(image: npt.NDArray[np.float32], movie: BenchMovie) -> float:
-    """Mean defocus from the 1D search alone (rotational average, no astigmatism)."""
+    """Mean defocus from the 1D search alone (rotational average, no astigmatism), over the
+    same defocus range as gridpilot's fit."""
+    params = movie_params(movie)
     ps = power_spectrum(image, pixel_size_a=movie.pixel_size_a, tile_px=PARAMS.tile_size_px)
     k, _ = ps.frequencies()
     n = ps.tile_px // 2 + 1
@@ -121,30 +137,31 @@ def baseline_ctf_1d(image: npt.NDArray[np.float32], movie: BenchMovie) -> float:
     optics = CTFParams(0.0, 0.0, 0.0, movie.voltage_kv, movie.cs_mm, movie.amplitude_contrast)
     fit = fit_ctf_1d(
         (np.arange(n) * ps.dk_per_a).astype(np.float64), profile, band_per_a=band, optics=optics,
-        defocus_range_a=(PARAMS.defocus_min_a, PARAMS.defocus_max_a),
+        defocus_range_a=(params.defocus_min_a, params.defocus_max_a),
     )
     return fit.defocus_a
 
 
-def _confident_with(out: PreprocessOutput, rings: float) -> bool:
+def _confident_with(out: PreprocessOutput, rings: float, params: PreprocessParams) -> bool:
     """Whether the fit would be confident with a half-movie tolerance of ``rings``."""
     est = out.ctf_estimate
     q = assess_fit(
         est.spectrum, est.params, cc=est.cc, score_1d=est.score_1d,
         k_band=(1.0 / est.band_a[0], 1.0 / est.band_a[1]),
-        defocus_range_a=(PARAMS.defocus_min_a, PARAMS.defocus_max_a), half_defoci_a=est.half_defoci_a,
-        half_agreement_rings=rings,
+        defocus_range_a=(params.defocus_min_a, params.defocus_max_a), half_defoci_a=est.half_defoci_a,
+        half_agreement_rings=rings, significance_1d=est.significance_1d,
     )
     return q.confident
 
 
 def evaluate_movie(movie: BenchMovie, *, relion: bool, teamtomo: Teamtomo | None, sweep: bool) -> dict[str, Any]:
     """Every method's figures on one movie."""
+    params = movie_params(movie)
     t0, c0 = time.perf_counter(), time.process_time()
     out = preprocess_movie(
         movie.frames, pixel_size_a=movie.pixel_size_a, voltage_kv=movie.voltage_kv, cs_mm=movie.cs_mm,
         amplitude_contrast=movie.amplitude_contrast, dose_per_frame_e_per_a2=movie.dose_per_frame_e_per_a2,
-        params=PARAMS, gain=movie.gain,
+        params=params, gain=movie.gain,
     )
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     drift = movie.drift_xy_px
@@ -177,7 +194,7 @@ def evaluate_movie(movie: BenchMovie, *, relion: bool, teamtomo: Teamtomo | None
     }
     row["time_ratio_to_scope"] = wall / row["scope_s"]
     if sweep:
-        row["confident_with_half_rings"] = {str(r): _confident_with(out, r) for r in HALF_AGREEMENT_CANDIDATES}
+        row["confident_with_half_rings"] = {str(r): _confident_with(out, r, params) for r in HALF_AGREEMENT_CANDIDATES}
     if relion:
         res = run_relion_motioncorr(
             movie.frames, pixel_size_a=movie.pixel_size_a, dose_per_frame_e_per_a2=movie.dose_per_frame_e_per_a2,
@@ -327,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tuning-count", type=int, default=None, help=f"tuning movies (default {DEFAULT_TUNING_COUNT})")
     parser.add_argument("--session-tuning-count", type=int, default=None,
                         help=f"tuning session exposures (default {DEFAULT_SESSION_TUNING_COUNT})")
+    parser.add_argument("--thin-tuning-count", type=int, default=None,
+                        help=f"exposures of each thin-ice session tuning set (default {DEFAULT_THIN_TUNING_COUNT})")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_COUNT} movies per set, no 4k timing")
     parser.add_argument("--no-4k", action="store_true", help="skip the 4096² timing")
     parser.add_argument("--no-relion", action="store_true", help="do not run RELION even if installed")
@@ -338,17 +357,23 @@ def main(argv: list[str] | None = None) -> int:
 
     n_held, n_session = count(args.count, DEFAULT_COUNT), count(args.session_count, DEFAULT_SESSION_COUNT)
     n_tune, n_session_tune = count(args.tuning_count, DEFAULT_TUNING_COUNT), count(args.session_tuning_count, DEFAULT_SESSION_TUNING_COUNT)
+    n_thin_tune = count(args.thin_tuning_count, DEFAULT_THIN_TUNING_COUNT)
     with_relion, relion_note = relion_status(args.no_relion)
     teamtomo = Teamtomo.load()
     seeds = {"held_out_seed": sets.HELD_OUT_SEED, "tuning_seed": sets.TUNING_SEED,
              "session_held_out_twin_seeds": list(sets.SESSION_HELD_OUT_TWIN_SEEDS),
-             "session_tuning_twin_seeds": list(sets.SESSION_TUNING_TWIN_SEEDS)}
+             "session_tuning_twin_seeds": list(sets.SESSION_TUNING_TWIN_SEEDS),
+             "session_thin_tuning_sets": [{"twin_seeds": list(a), "hole_ice_nm": list(b)} for a, b in sets.SESSION_THIN_TUNING_SETS]}
     print(f"seeds: {json.dumps(seeds)}\n{IN_MODEL_NOTE}\nRELION: {relion_note}", flush=True)
     started = time.perf_counter()
     tuning = run_set("tuning", (sets.benchmark_movie(i, sets.TUNING_SEED, "tuning") for i in range(n_tune)),
                      relion=with_relion, teamtomo=None, teamtomo_count=0, sweep=True)
     tuning += run_set("session-tuning", sets.session_movies(sets.SESSION_TUNING_TWIN_SEEDS, n_session_tune, "session_tuning"),
                       relion=False, teamtomo=None, teamtomo_count=0, sweep=True)
+    for k, (thin_seeds, ice_nm) in enumerate(sets.SESSION_THIN_TUNING_SETS):
+        tuning += run_set(f"session-thin-tuning-{k}",
+                          sets.session_movies(thin_seeds, n_thin_tune, f"session_thin_tuning_{k}", hole_ice_nm=ice_nm),
+                          relion=False, teamtomo=None, teamtomo_count=0, sweep=True)
     held = run_set("held-out", (sets.benchmark_movie(i, sets.HELD_OUT_SEED, "held_out") for i in range(n_held)),
                    relion=with_relion, teamtomo=teamtomo, teamtomo_count=args.teamtomo_count, sweep=False)
     session = run_set("session", sets.session_movies(sets.SESSION_HELD_OUT_TWIN_SEEDS, n_session, "session"),
@@ -395,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         summary["replicas_for_500_per_hour"] = math.ceil(DETECTOR_MOVIES_PER_HOUR / per_hour)
     tune_summary = {"benchmark": summarize_set([r for r in tuning if r["name"].startswith("tuning/")]),
                     "session": summarize_set([r for r in tuning if r["name"].startswith("session_tuning/")]),
+                    **{f"session_thin_{k}": summarize_set([r for r in tuning if r["name"].startswith(f"session_thin_tuning_{k}/")])
+                       for k in range(len(sets.SESSION_THIN_TUNING_SETS))},
                     "half_agreement_sweep": half_agreement_sweep(tuning) if tuning else None}
     summary["tuning_not_confident_share"] = 1.0 - sum(r["confident"] for r in tuning) / max(len(tuning), 1)
     summary["bench_wall_s"] = time.perf_counter() - started

@@ -191,3 +191,14 @@ def test_a_key_with_a_dot_dot_segment_is_refused_in_any_job() -> None:
         DetectHolesJob.model_validate({"square_key": "../x", "square_id": "sq1",
                                        "pixel_size_a": 1.0,
                                        "image_to_stage": [[1, 0, 0], [0, 1, 0]]})
+
+
+def test_the_defocus_search_is_centred_on_the_target() -> None:
+    """A session's exposure is searched ±5 kÅ around the defocus it asked for, never below
+    3 kÅ, whatever the sign convention of the target."""
+    p = PreprocessParams(tile_size_px=256)
+    near = p.around_target(-1.8)
+    assert (near.defocus_min_a, near.defocus_max_a, near.tile_size_px) == (13000.0, 23000.0, 256)
+    assert p.around_target(1.8) == near
+    low = p.around_target(-0.5)
+    assert low.defocus_min_a == 3000.0 and low.defocus_max_a > low.defocus_min_a

@@ -143,6 +143,23 @@ def test_the_fit_resolution_ends_at_the_first_gap_it_cannot_bridge() -> None:
     assert end_a == pytest.approx(1.0 / k[60])
 
 
+def test_a_sag_in_the_fit_resolution_curve_does_not_end_the_fit() -> None:
+    """Regression (issue 14): on thin ice the curve sags to 0.3–0.5 over a ring or two and
+    recovers; the fit was cut there (14–22 Å) although its rings held to 7–9 Å. A sag that
+    stays above the floor is bridged; the same stretch falling to noise (under it) is not."""
+    params = CTFParams(15000.0, 15000.0, 0.0)
+    k = np.arange(257) / 512.0
+    corr = np.zeros(257)
+    corr[20:40] = 0.9
+    corr[40:60] = 0.35  # about 2.3 rings below the threshold, above the floor
+    corr[60:90] = 0.9
+    end_a, start_a = _fit_resolution(k, corr, range(10, 250), params)
+    assert (start_a, end_a) == (pytest.approx(1.0 / k[20]), pytest.approx(1.0 / k[89]))
+    corr[50] = 0.05  # one bin where the signal is gone: a gap, not a sag
+    end_a, _ = _fit_resolution(k, corr, range(10, 250), params)
+    assert end_a == pytest.approx(1.0 / k[39])
+
+
 def test_weak_round_rings_are_not_given_an_astigmatism_the_noise_made(make_ctf_image: ImageFactory) -> None:
     """Regression (issue 14): on thin-ice exposures a free astigmatism fitted noise, 1.4–1.7 kÅ
     on a round truth; it is now kept only when it beats the round model by more than noise."""

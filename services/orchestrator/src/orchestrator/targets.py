@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import select
 
-from gridpilot.contracts import PreprocessMovieJob, TargetUpdated, subjects
+from gridpilot.contracts import PreprocessMovieJob, PreprocessParams, TargetUpdated, subjects
 from gridpilot.contracts.scope import AcquireResult, AutofocusResult, StageResult
 from gridpilot.errors import GridpilotError
 
@@ -254,7 +254,8 @@ class TargetWork:
             job = PreprocessMovieJob(session_id=self.flow.session_id, grid_id=self.grid_id,
                                      exposure_id=xid, movie_key=movie.key,
                                      pixel_size_a=movie.pixel_size_a, voltage_kv=movie.voltage_kv,
-                                     dose_per_frame_e_per_a2=p.total_dose_e_per_a2 / frames)
+                                     dose_per_frame_e_per_a2=p.total_dose_e_per_a2 / frames,
+                                     params=PreprocessParams().around_target(target_df))
             job_id = self.journal.job_id(f"{xid}/preprocess", job)
         with session_scope(self.flow.engine) as db:
             x = db.get(Exposure, xid)

@@ -68,6 +68,7 @@ class CTFEstimate:
     spectrum : the averaged amplitude spectrum that was fitted
     band_a : (low, high) resolution limits of the fit, Å
     half_defoci_a : 1D defoci of two half-data spectra (even/odd frames), if given
+    significance_1d : how far the 1D search's best trial stands out, (best − median) / MAD
     """
 
     params: CTFParams
@@ -77,6 +78,7 @@ class CTFEstimate:
     spectrum: PowerSpectrum
     band_a: tuple[float, float]
     half_defoci_a: tuple[float, float] | None = None
+    significance_1d: float = 0.0
 
     def to_contract(self) -> CTFFit:
         """The :class:`gridpilot.contracts.CTFFit` of this estimate."""
@@ -349,9 +351,10 @@ def estimate_ctf(
         )
     quality = assess_fit(
         spectrum, fitted, cc=cc, score_1d=fit1.score, k_band=(k_lo, k_hi), defocus_range_a=drange,
-        half_defoci_a=halves,  # type: ignore[arg-type]
+        half_defoci_a=halves, significance_1d=fit1.significance,  # type: ignore[arg-type]
     )
-    return CTFEstimate(fitted, cc, fit1.score, quality, spectrum, (1.0 / k_lo, 1.0 / k_hi), halves)  # type: ignore[arg-type]
+    return CTFEstimate(fitted, cc, fit1.score, quality, spectrum, (1.0 / k_lo, 1.0 / k_hi), halves,  # type: ignore[arg-type]
+                       fit1.significance)
 
 
 def shift_defocus(estimate: CTFEstimate, offset_a: float, *, defocus_range_a: tuple[float, float]) -> CTFEstimate:
@@ -371,6 +374,7 @@ def shift_defocus(estimate: CTFEstimate, offset_a: float, *, defocus_range_a: tu
         halves = (halves[0] + offset_a, halves[1] + offset_a)
     quality = assess_fit(
         estimate.spectrum, moved, cc=estimate.cc, score_1d=estimate.score_1d, k_band=k_band,
-        defocus_range_a=defocus_range_a, half_defoci_a=halves,
+        defocus_range_a=defocus_range_a, half_defoci_a=halves, significance_1d=estimate.significance_1d,
     )
-    return CTFEstimate(moved, estimate.cc, estimate.score_1d, quality, estimate.spectrum, estimate.band_a, halves)
+    return CTFEstimate(moved, estimate.cc, estimate.score_1d, quality, estimate.spectrum, estimate.band_a, halves,
+                       estimate.significance_1d)

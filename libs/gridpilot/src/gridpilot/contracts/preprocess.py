@@ -24,6 +24,7 @@ from .base import Id, JobRequest, JobResult, ObjectKey, Record
 __all__ = [
     "MAX_DEFOCUS_A",
     "MAX_PATCHES_PER_AXIS",
+    "NOMINAL_DEFOCUS_WINDOW_A",
     "CTFFit",
     "ExposureOptics",
     "MotionSummary",
@@ -41,6 +42,14 @@ MAX_PATCHES_PER_AXIS: Final[int] = 20
 _FINEST_RES_A: Final[float] = 1.0
 _COARSEST_RES_A: Final[float] = 200.0
 _MAX_B_FACTOR_A2: Final[float] = 10000.0
+
+#: Half-width of the defocus search around the defocus a session asked for, Å. On the twin's
+#: session tuning exposures (bench/preprocess.py) the true defocus lay within 1.5 kÅ of the
+#: target (autofocus error and focus drift); ±5 kÅ leaves room for a poorly kept scope while
+#: keeping noise from matching rings microns away (the thin-ice confident failures of issue 14).
+NOMINAL_DEFOCUS_WINDOW_A: Final[float] = 5000.0
+#: The lowest defocus searched around a target, Å (the default range's lower end).
+_MIN_SEARCH_DEFOCUS_A: Final[float] = 3000.0
 
 PatchCount = Annotated[int, Field(ge=1, le=MAX_PATCHES_PER_AXIS)]
 
@@ -73,6 +82,19 @@ class PreprocessParams(Record):
                              f"({self.ctf_min_res_a} Å, the low-resolution end) must be larger "
                              f"than ctf_max_res_a ({self.ctf_max_res_a} Å)")
         return self
+
+    def around_target(self, target_defocus_um: float, window_a: float = NOMINAL_DEFOCUS_WINDOW_A) -> PreprocessParams:
+        """These parameters with the defocus search centred on a target defocus (µm, negative
+        under focus, as SerialEM and the scope-gateway give it): ± ``window_a`` Å around it,
+        never below 3 kÅ.
+
+        >>> p = PreprocessParams().around_target(-1.8)
+        >>> p.defocus_min_a, p.defocus_max_a
+        (13000.0, 23000.0)
+        """
+        centre = abs(target_defocus_um) * 1e4
+        lo = max(_MIN_SEARCH_DEFOCUS_A, centre - window_a)
+        return self.model_copy(update={"defocus_min_a": lo, "defocus_max_a": min(MAX_DEFOCUS_A, max(centre + window_a, lo + window_a))})
 
 
 class ExposureOptics(Record):
