@@ -84,23 +84,25 @@ def test_a_tiny_model_trains_exports_and_runs_in_onnx_runtime(tmp_path: Path) ->
 
 def test_a_tiny_crop_classifier_trains_exports_and_is_loaded_beside_the_detector(tmp_path: Path) -> None:
     samples = [twin_sample(6, n, shape=(160, 160), pixel_size_um=1.5) for n in range(2)]
-    bank = crop_bank(samples, np.random.default_rng(0), augments=1)
+    bank = crop_bank(samples, np.random.default_rng(0), augments=1, size=32, channels=2)
     squares = sum(len(s.boxes) for s in samples)
-    assert (bank.classes < 7).sum() == squares and (bank.classes == 7).sum() >= 2 and bank.crops.shape[1:] == (32, 32)
+    assert (bank.classes < 7).sum() == squares and (bank.classes == 7).sum() >= 2
+    assert bank.crops.shape[1:] == (2, 32, 32)  # intensity and detail
     net, record = train_classifier(bank, steps=2, batch=8, width=4, lr=1e-3, seed=0, threads=1)
     assert np.isfinite(record["history"][-1]["total"])
     detector, _ = train(samples, steps=1, batch=1, width=4, lr=1e-3, crop=128, seed=0, threads=1)
     export_onnx(detector, tmp_path / "det.onnx", input_size=128, metadata={"version": "tiny-0"})
-    export_classifier_onnx(net, tmp_path / CLASSIFIER_FILE, metadata={"version": "tiny-cls-0"})
+    export_classifier_onnx(net, tmp_path / CLASSIFIER_FILE, metadata={"version": "tiny-cls-0"}, crop_px=32)
     model = SquareModel.load(tmp_path / "det.onnx", threads=1)
     assert model.classifier is not None and "/tiny-cls-0+" in model.version
     import torch
 
     x = bank.crops[:3].astype(np.float32)
     with torch.no_grad():
-        expected = net(torch.from_numpy(x)[:, None]).numpy()
+        expected = net(torch.from_numpy(x)).numpy()
+    assert model.classifier.channels == 2
     np.testing.assert_allclose(model.classifier.run(x), expected, atol=1e-4)
-    assert model.classifier.run(np.zeros((0, 32, 32), np.float32)).shape == (0, 12)
+    assert model.classifier.run(np.zeros((0, 2, 32, 32), np.float32)).shape == (0, 12)
     result = find_squares(samples[0].image, model.run, input_size=model.input_size, classifier=model.classifier)
     assert all(len(sq.class_probs) == 7 for sq in result.squares)
     assert SquareModel.load(tmp_path / "det.onnx", threads=1, classifier=False).classifier is None

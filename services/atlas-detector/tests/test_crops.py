@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from atlas_detector.crop_data import augment_crops, jitter_boxes
-from atlas_detector.crops import box_deltas, pyramid, refine_boxes, square_crops
+from atlas_detector.crops import box_deltas, classifier_crops, pyramid, refine_boxes, square_crops
 from atlas_detector.squares import RESCALE_TARGET_PX, classify_squares, rescaled_input_size
 
 
@@ -46,6 +46,23 @@ def test_a_large_square_is_averaged_not_aliased() -> None:
     crop = square_crops(image, np.array([[200.0, 200.0, 800.0, 800.0]]), size=32)[0]  # crop: 50 … 950
     assert np.abs(crop - 0.5).max() < 0.05
     assert [p.shape for p in pyramid(image, 3)] == [(1024, 1024), (512, 512), (256, 256)]
+
+
+def test_a_one_pixel_crack_in_a_large_square_survives_in_the_detail_channel() -> None:
+    """A 1-px bright line across a 600-px square is ~1/28 of a 32² crop pixel: the averaged
+    intensity crop all but loses it, the detail channel (block maxima) keeps it on its column."""
+    image = np.full((1024, 1024), 0.05, np.float32)
+    image[200:800, 200:800] = 0.6
+    image[200:800, 501] = 0.9  # the crack: column 501, inside the square
+    crops = classifier_crops(image, np.array([[200.0, 200.0, 800.0, 800.0]]), size=32, channels=2)
+    assert crops.shape == (1, 2, 32, 32)
+    intensity, detail = crops[0]
+    mid = slice(10, 22)
+    assert intensity[mid, mid].max() - intensity[mid, mid].min() < 0.05  # averaged away
+    col = int(np.argmax(detail[mid, mid].mean(axis=0))) + 10
+    assert col in (15, 16) and detail[mid, col].min() > 0.1  # the crack's crop column, all along
+    others = np.delete(detail[mid, mid], [col - 11, col - 10, col - 9], axis=1)  # beyond its bilinear spread
+    assert others.max() < 0.05 * detail[mid, col].min()
 
 
 def test_box_deltas_and_refine_boxes_are_inverse() -> None:
@@ -89,8 +106,10 @@ class _PlantedClassifier:
 
     crop_px = 16
     context = 1.5
+    channels = 1
 
     def run(self, crops: np.ndarray) -> np.ndarray:
+        crops = crops[:, 0] if crops.ndim == 4 else crops
         out = np.zeros((len(crops), 12), np.float32)
         bright = crops[:, 6:10, 6:10].mean(axis=(1, 2)) > 0.9
         out[:, 0] = np.where(bright, -5.0, 5.0)

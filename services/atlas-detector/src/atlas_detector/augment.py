@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-__all__ = ["flip_boxes", "randomise", "rot90_boxes"]
+__all__ = ["CONTRAST_RANGE", "NOISE_DOSE", "flip_boxes", "randomise", "rot90_boxes"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -102,16 +102,21 @@ def _blobs(a: F32, rng: np.random.Generator, *, n: int, radius_px: tuple[float, 
     return out
 
 
-def _noise(a: F32, rng: np.random.Generator) -> F32:
-    """Poisson counts at a random dose (5–500 per unit intensity) plus Gaussian read noise."""
-    dose = float(np.exp(rng.uniform(math.log(5.0), math.log(500.0))))
+#: Dose range of the shot noise, counts per unit normalised intensity (log-uniform).
+NOISE_DOSE: Final[tuple[float, float]] = (5.0, 500.0)
+
+
+def _noise(a: F32, rng: np.random.Generator, dose_range: tuple[float, float] = NOISE_DOSE) -> F32:
+    """Poisson counts at a random dose (``dose_range`` per unit intensity) plus Gaussian read noise."""
+    dose = float(np.exp(rng.uniform(math.log(dose_range[0]), math.log(dose_range[1]))))
     counts = rng.poisson(np.clip(a, 0.0, None) * dose).astype(np.float32) / dose
     return np.asarray(counts + rng.normal(0, rng.uniform(0.0, 0.04), a.shape), dtype=np.float32)
 
 
 def randomise(image: F32, rng: np.random.Generator, *, skip: frozenset[str] = frozenset(),
               texture_period_px: tuple[float, float] = (2.0, 6.0),
-              texture_amplitude: tuple[float, float] = (0.03, 0.15)) -> F32:
+              texture_amplitude: tuple[float, float] = (0.03, 0.15),
+              noise_dose: tuple[float, float] = NOISE_DOSE) -> F32:
     """Apply every randomisation with its probability (see the module docstring).
 
     Parameters
@@ -122,6 +127,7 @@ def randomise(image: F32, rng: np.random.Generator, *, skip: frozenset[str] = fr
     texture_period_px, texture_amplitude : ranges of the hole-lattice texture (the crop
         classifier widens them: a real atlas at 0.4 µm/px shows its holes 10 px apart, on
         every square, while the twin shows them strongly only on dry squares)
+    noise_dose : range of the shot-noise dose, counts per unit intensity
 
     Returns
     -------
@@ -147,7 +153,7 @@ def randomise(image: F32, rng: np.random.Generator, *, skip: frozenset[str] = fr
     if p["saturate"]:
         a = np.minimum(a, rng.uniform(0.85, 1.1))
     if p["noise"]:
-        a = _noise(a, rng)
+        a = _noise(a, rng, noise_dose)
     return np.asarray(a, dtype=np.float32)
 
 

@@ -2,14 +2,18 @@
 
 Each twin atlas (:func:`atlas_detector.twin_data.twin_sample`, rendered at the atlas's own
 binning, 0.25–3 µm/px, so squares span 15–350 pixels) is normalised and randomised
-(:func:`atlas_detector.augment.randomise`, without the large dark debris, which would paint
-contamination on squares labelled good, and with a wider, stronger hole-lattice texture) ``augments`` times; every square whose box is at least
-:data:`~atlas_detector.twin_data.MIN_VISIBLE_FRACTION` inside is cut out around a jittered box
-(the detector's boxes are not exact), with the correction back to the true box as the
-regression target. Beside them, boxes of the same sizes placed where no square is (bars,
-beyond the rim, the clip ring) are cut out as class :data:`BACKGROUND` (index 7, after the
-seven square classes): the classifier learns to reject the detector's false positives. Training then samples the bank with class-balancing weights and flips and
-turns the crops (moving the box targets with them).
+(:func:`atlas_detector.augment.randomise`) ``augments`` times: without the large dark debris
+and the dust specks, which would paint contamination on squares labelled good, at a higher
+lowest dose (:data:`CLASSIFIER_NOISE_DOSE`), and with a wider, stronger hole-lattice texture.
+Of each copy, at most :data:`MAX_PER_CLASS` squares of each class whose box is at least
+:data:`~atlas_detector.twin_data.MIN_VISIBLE_FRACTION` inside are cut out around a jittered
+box (the detector's boxes are not exact), with the correction back to the true box as the
+regression target; each crop has two channels, the intensity and the detail image
+(:func:`atlas_detector.crops.classifier_crops`). Beside them, boxes of the same sizes placed
+where no square is (bars, beyond the rim, the clip ring) are cut out as class
+:data:`BACKGROUND` (index 7, after the seven square classes): the classifier learns to reject
+the detector's false positives. Training then samples the bank with class-balancing weights
+and flips and turns the crops (moving the box targets with them).
 
 >>> s = twin_sample(0, 1, shape=(96, 96))  # doctest: +SKIP
 >>> bank = crop_bank([s], np.random.default_rng(0), augments=1)  # doctest: +SKIP
@@ -26,11 +30,12 @@ import numpy as np
 import numpy.typing as npt
 
 from .augment import randomise
-from .crops import CROP_PX, box_deltas, square_crops
+from .crops import CROP_PX, box_deltas, classifier_crops
 from .preprocessing import normalise
 from .twin_data import TwinSample, load_sample, save_sample, twin_sample
 
-__all__ = ["BACKGROUND", "CLASSIFIER_PIXEL_UM", "CropBank", "augment_crops", "crop_bank", "jitter_boxes", "load_or_render"]
+__all__ = ["BACKGROUND", "CLASSIFIER_CHANNELS", "CLASSIFIER_NOISE_DOSE", "CLASSIFIER_PIXEL_UM", "CLASSIFIER_SKIP",
+           "MAX_PER_CLASS", "CropBank", "augment_crops", "crop_bank", "jitter_boxes", "load_or_render"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -40,7 +45,20 @@ CLASSIFIER_PIXEL_UM: Final[tuple[float, float]] = (0.25, 3.0)
 #: σ of the box jitter: centre (fraction of the box side) and log size.
 _JITTER_CENTRE: Final[float] = 0.06
 _JITTER_LOG_SIZE: Final[float] = 0.08
-_MAX_GOOD: Final[int] = 40
+#: Squares of one class cut from one randomised copy, at most: a coarsely binned render holds
+#: hundreds of squares, a finely binned one a few, and without a cap nine crops in ten would come
+#: from renders coarser than 0.8 µm/px, where a crack or a crystal is under a pixel.
+MAX_PER_CLASS: Final[int] = 12
+#: Randomisations the classifier's crops go without: large dark debris and dark dust specks
+#: would paint contamination (the twin's is crystals a pixel or a few wide) on squares
+#: labelled good.
+CLASSIFIER_SKIP: Final[frozenset[str]] = frozenset({"debris", "specks"})
+#: Shot-noise dose of the classifier's crops, counts per unit intensity: at the detector's
+#: lowest (5) the noise hides cracks and crystals that a real atlas (binned, many counts
+#: per pixel) shows.
+CLASSIFIER_NOISE_DOSE: Final[tuple[float, float]] = (30.0, 500.0)
+#: Input channels of the shipped classifier: intensity and detail (crops.classifier_crops).
+CLASSIFIER_CHANNELS: Final[int] = 2
 #: Class index of a crop on no square (after the seven classes of SQUARE_CLASSES).
 BACKGROUND: Final[int] = 7
 #: Background crops per randomised atlas: this fraction of its squares, at least 2; a
@@ -56,7 +74,8 @@ _TEXTURE_AMPLITUDE: Final[tuple[float, float]] = (0.03, 0.3)
 
 @dataclass(frozen=True)
 class CropBank:
-    """Crops (N, S, S) float16, their classes (N,; 7 = background), box-correction targets (N, 4)."""
+    """Crops (N, C, S, S) float16 (C: intensity, detail), their classes (N,; 7 = background),
+    box-correction targets (N, 4)."""
 
     crops: npt.NDArray[np.float16]
     classes: npt.NDArray[np.int64]
@@ -112,45 +131,56 @@ def background_boxes(s: TwinSample, rng: np.random.Generator, n: int) -> F64:
 
 
 def crop_bank(samples: list[TwinSample], rng: np.random.Generator, *, augments: int = 2,
-              size: int = CROP_PX, max_good: int = _MAX_GOOD) -> CropBank:
-    """Every square of every sample, ``augments`` times randomised, cut around jittered boxes
-    (at most ``max_good`` good squares of each randomised copy: coarse atlases hold hundreds)."""
+              size: int = CROP_PX, max_per_class: int = MAX_PER_CLASS, channels: int = CLASSIFIER_CHANNELS,
+              skip: frozenset[str] = CLASSIFIER_SKIP, noise_dose: tuple[float, float] = CLASSIFIER_NOISE_DOSE) -> CropBank:
+    """The squares of every sample, ``augments`` times randomised, cut around jittered boxes
+    (at most ``max_per_class`` squares of each class from each randomised copy, chosen at
+    random: every render weighs alike whatever its binning)."""
     crops, classes, deltas = [], [], []
     for s in samples:
         if len(s.boxes) == 0:
             continue
         norm = normalise(s.image)
         for _ in range(augments):
-            img = randomise(norm, rng, skip=frozenset({"debris"}), texture_period_px=_TEXTURE_PERIOD_PX,
-                            texture_amplitude=_TEXTURE_AMPLITUDE)
+            img = randomise(norm, rng, skip=skip, texture_period_px=_TEXTURE_PERIOD_PX,
+                            texture_amplitude=_TEXTURE_AMPLITUDE, noise_dose=noise_dose)
             boxes = jitter_boxes(s.boxes, rng, img.shape)
             ok = (boxes[:, 2] - boxes[:, 0] >= 2) & (boxes[:, 3] - boxes[:, 1] >= 2)
-            good = np.flatnonzero(ok & (s.classes == 0))
-            if good.size > max_good:
-                ok[rng.choice(good, size=good.size - max_good, replace=False)] = False
+            for c in np.unique(s.classes):
+                members = np.flatnonzero(ok & (s.classes == c))
+                if members.size > max_per_class:
+                    ok[rng.choice(members, size=members.size - max_per_class, replace=False)] = False
             bg = background_boxes(s, rng, max(2, round(_BACKGROUND_FRACTION * int(ok.sum()))))
-            crops.append(square_crops(img, np.concatenate([boxes[ok], bg]), size=size).astype(np.float16))
+            crops.append(classifier_crops(img, np.concatenate([boxes[ok], bg]), size=size,
+                                          channels=channels).astype(np.float16))
             classes.append(np.concatenate([s.classes[ok], np.full(len(bg), BACKGROUND)]))
             deltas.append(np.concatenate([box_deltas(boxes[ok], s.boxes[ok]), np.zeros((len(bg), 4))]).astype(np.float32))
     if not crops:
-        return CropBank(np.zeros((0, size, size), np.float16), np.zeros(0, np.int64), np.zeros((0, 4), np.float32))
+        return CropBank(np.zeros((0, channels, size, size), np.float16), np.zeros(0, np.int64), np.zeros((0, 4), np.float32))
     return CropBank(np.concatenate(crops), np.concatenate(classes).astype(np.int64), np.concatenate(deltas))
 
 
 def augment_crops(x: F32, d: F32, rng: np.random.Generator) -> tuple[F32, F32]:
-    """Random flips and quarter turns of a batch (B, S, S) with its box targets (B, 4), and a
-    per-crop contrast (thesis 3.2.3: 0.8–1.2) and brightness change."""
+    """Random flips and quarter turns of a batch (B, S, S) or (B, C, S, S) with its box targets
+    (B, 4), and a per-crop contrast (thesis 3.2.3: 0.8–1.2) and brightness change (the
+    brightness of the intensity channel only: a detail channel is a difference, the gain
+    scales it alike)."""
     x, d = x.copy(), d.copy()
     for i in range(x.shape[0]):
         if rng.random() < 0.5:  # left-right: dx → −dx
-            x[i] = x[i, :, ::-1]
+            x[i] = x[i, ..., ::-1]
             d[i, 0] = -d[i, 0]
         if rng.random() < 0.5:  # top-bottom: dy → −dy
-            x[i] = x[i, ::-1, :]
+            x[i] = x[i, ..., ::-1, :]
             d[i, 1] = -d[i, 1]
         if rng.random() < 0.5:  # np.rot90 (anticlockwise): x' = y, y' = −x; w and h swap
-            x[i] = np.rot90(x[i])
+            x[i] = np.rot90(x[i], axes=(-2, -1))
             d[i] = d[i, [1, 0, 3, 2]] * np.array([1, -1, 1, 1], np.float32)
-    gain = rng.uniform(0.8, 1.2, (x.shape[0], 1, 1)).astype(np.float32)
-    shift = rng.normal(0, 0.03, (x.shape[0], 1, 1)).astype(np.float32)
+    extra = (1,) * (x.ndim - 1)
+    gain = rng.uniform(0.8, 1.2, (x.shape[0], *extra)).astype(np.float32)
+    shift = rng.normal(0, 0.03, (x.shape[0], *extra)).astype(np.float32)
+    if x.ndim == 4:
+        out = x * gain
+        out[:, 0] = (x[:, 0] - 0.5) * gain[:, 0] + 0.5 + shift[:, 0]
+        return out.astype(np.float32), d
     return ((x - 0.5) * gain + 0.5 + shift).astype(np.float32), d

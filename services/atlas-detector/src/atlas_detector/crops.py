@@ -13,6 +13,11 @@ the finest level that still has at least ``CROP_PX`` pixels across the crop, so 
 are averaged and not aliased. Outside the atlas a crop reads ``fill`` (0: as dark as the bars,
 as the letterbox pads).
 
+Averaging also thins what the classes are told apart by: a crack one atlas pixel wide across a
+300-pixel square is a seventh of a 64² crop pixel. So the classifier sees a second channel
+(:func:`classifier_crops`): the detail image ``|atlas − blur(atlas)|`` at the atlas's own
+resolution, read from 2 × 2 block *maxima*, where the crack stays a full-strength line.
+
 >>> import numpy as np
 >>> atlas = np.zeros((200, 200), np.float32); atlas[50:150, 50:150] = 1.0
 >>> crops = square_crops(atlas, np.array([[50.0, 50.0, 150.0, 150.0]]), size=16, context=2.0)
@@ -29,26 +34,33 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-__all__ = ["CONTEXT", "CROP_PX", "box_deltas", "crop_frames", "pyramid", "refine_boxes", "square_crops"]
+__all__ = ["CONTEXT", "CROP_PX", "DETAIL_SIGMA_PX", "box_deltas", "classifier_crops", "crop_frames", "detail_crops",
+           "detail_image", "pyramid", "refine_boxes", "square_crops"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
-#: Side of a crop, pixels.
-CROP_PX: Final[int] = 32
+#: Side of a crop, pixels (the shipped classifier's; at 32 a crack one atlas pixel wide in a
+#: 300-pixel square was averaged away, MODEL_CARD.md).
+CROP_PX: Final[int] = 64
 #: Crop side over the box's longer side: the square and about half a bar around it.
 CONTEXT: Final[float] = 1.5
+#: σ (atlas pixels) of the blur a detail image is taken against: a crack or a crystal is one to
+#: a few atlas pixels wide.
+DETAIL_SIGMA_PX: Final[float] = 1.5
 #: Box corrections are bounded (tanh) to this fraction of the crop side.
 MAX_SHIFT: Final[float] = 0.25
 MAX_LOG_SCALE: Final[float] = 0.4
 
 
-def pyramid(image: F32, levels: int) -> list[F32]:
+def pyramid(image: F32, levels: int, *, reduce: str = "mean") -> list[F32]:
     """``image`` and ``levels − 1`` successive 2 × 2 block means of it (odd edges dropped).
 
     >>> import numpy as np
     >>> [p.shape for p in pyramid(np.ones((9, 8), np.float32), 3)]
     [(9, 8), (4, 4), (2, 2)]
+
+    With ``reduce="max"`` the levels are 2 × 2 block maxima: a one-pixel line survives them.
     """
     out = [np.asarray(image, dtype=np.float32)]
     for _ in range(levels - 1):
@@ -56,7 +68,8 @@ def pyramid(image: F32, levels: int) -> list[F32]:
         h, w = (a.shape[0] // 2) * 2, (a.shape[1] // 2) * 2
         if h < 2 or w < 2:
             break
-        out.append(a[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3), dtype=np.float32))
+        blocks = a[:h, :w].reshape(h // 2, 2, w // 2, 2)
+        out.append(blocks.max(axis=(1, 3)) if reduce == "max" else blocks.mean(axis=(1, 3), dtype=np.float32))
     return out
 
 
@@ -68,7 +81,7 @@ def crop_frames(boxes: F64, *, context: float = CONTEXT) -> F64:
 
 
 def square_crops(norm: F32, boxes: F64, *, size: int = CROP_PX, context: float = CONTEXT,
-                 fill: float = 0.0) -> F32:
+                 fill: float = 0.0, reduce: str = "mean") -> F32:
     """Crops ``(N, size, size)`` centred on each box, of side ``context ×`` its longer side.
 
     Parameters
@@ -78,6 +91,9 @@ def square_crops(norm: F32, boxes: F64, *, size: int = CROP_PX, context: float =
     size : crop side, pixels
     context : crop side over the box's longer side
     fill : value read outside the atlas
+    reduce : ``"mean"``: each crop is read from the finest pyramid level with at least ``size``
+        pixels across it (averaged, not aliased); ``"max"``: from block maxima one level
+        coarser, so that no atlas pixel falls between two crop pixels (for a detail image)
 
     Returns
     -------
@@ -90,8 +106,9 @@ def square_crops(norm: F32, boxes: F64, *, size: int = CROP_PX, context: float =
     if n == 0:
         return out
     step = frames[:, 2] / size  # atlas pixels per crop pixel
-    level = np.clip(np.floor(np.log2(np.maximum(step, 1.0))), 0, 12).astype(int)
-    levels = pyramid(norm, int(level.max()) + 1)
+    rounding = np.ceil if reduce == "max" else np.floor
+    level = np.clip(rounding(np.log2(np.maximum(step, 1.0))), 0, 12).astype(int)
+    levels = pyramid(norm, int(level.max()) + 1, reduce=reduce)
     level = np.minimum(level, len(levels) - 1)
     u = np.arange(size, dtype=np.float64) + 0.5 - size / 2
     for lv in np.unique(level):
@@ -107,6 +124,37 @@ def square_crops(norm: F32, boxes: F64, *, size: int = CROP_PX, context: float =
                                        cval=fill, prefilter=False)
         out[idx] = vals.reshape(idx.size, size, size)
     return out
+
+
+def detail_image(norm: F32, *, sigma_px: float = DETAIL_SIGMA_PX) -> F32:
+    """``|norm − blur(norm)|``: small structure (cracks, crystals, specks) at the atlas's own resolution.
+
+    >>> import numpy as np
+    >>> img = np.full((32, 32), 0.5, np.float32); img[:, 16] = 1.0  # a one-pixel bright line
+    >>> d = detail_image(img)
+    >>> bool(d[:, 16].min() > 0.3 and d[:, :8].max() < 1e-6)
+    True
+    """
+    a = np.asarray(norm, dtype=np.float32)
+    blurred = np.asarray(ndimage.gaussian_filter(a, sigma_px, mode="nearest"), dtype=np.float32)
+    out: F32 = np.abs(a - blurred)
+    return out
+
+
+def detail_crops(norm: F32, boxes: F64, *, size: int = CROP_PX, context: float = CONTEXT) -> F32:
+    """Crops of the detail image (:func:`detail_image`), read from block maxima: a crack one atlas
+    pixel wide stays in a crop however many times smaller than the square it is."""
+    return square_crops(detail_image(norm), boxes, size=size, context=context, fill=0.0, reduce="max")
+
+
+def classifier_crops(norm: F32, boxes: F64, *, size: int = CROP_PX, context: float = CONTEXT,
+                     channels: int = 1) -> F32:
+    """The crop classifier's input ``(N, channels, size, size)``: the intensity crop, and with
+    ``channels=2`` the detail crop beside it."""
+    out = [square_crops(norm, boxes, size=size, context=context)]
+    if channels >= 2:
+        out.append(detail_crops(norm, boxes, size=size, context=context))
+    return np.stack(out, axis=1)
 
 
 def refine_boxes(boxes: F64, deltas: F64, *, context: float = CONTEXT) -> F64:

@@ -75,6 +75,7 @@ class CropClassifier:
     context: float
     version: str
     path: Path
+    channels: int = 1  # 1: intensity; 2: intensity and detail (crops.classifier_crops)
 
     @classmethod
     def load(cls, path: Path | str, *, threads: int | None = None,
@@ -85,13 +86,15 @@ class CropClassifier:
         meta = session.get_modelmeta().custom_metadata_map
         version = f"{meta.get('version', p.stem)}+{hashlib.sha256(data).hexdigest()[:8]}"
         return cls(session=session, crop_px=int(meta.get("crop_px", 32)), context=float(meta.get("context", 1.5)),
-                   version=version, path=p)
+                   version=version, path=p, channels=int(meta.get("channels", 1)))
 
     def run(self, crops: F32) -> F32:
-        """Run on a batch of crops (N, S, S); an empty batch gives (0, 12)."""
+        """Run on a batch of crops (N, S, S) or (N, C, S, S); an empty batch gives (0, 12)."""
         if crops.shape[0] == 0:
             return np.zeros((0, 12), dtype=np.float32)
-        x = np.ascontiguousarray(crops, dtype=np.float32)[:, None]
+        x = np.ascontiguousarray(crops, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[:, None]
         name = self.session.get_inputs()[0].name
         return np.asarray(self.session.run(None, {name: x})[0], dtype=np.float32)
 
@@ -150,4 +153,5 @@ class SquareModel:
         """One run on zeros, so the first request does not pay for the session's set-up."""
         self.run(np.zeros((self.input_size, self.input_size), dtype=np.float32))
         if self.classifier is not None:
-            self.classifier.run(np.zeros((4, self.classifier.crop_px, self.classifier.crop_px), dtype=np.float32))
+            c = self.classifier
+            c.run(np.zeros((4, c.channels, c.crop_px, c.crop_px), dtype=np.float32))

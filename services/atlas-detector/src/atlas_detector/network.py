@@ -139,20 +139,22 @@ def detection_loss(out: torch.Tensor, t: Targets, class_weights: torch.Tensor) -
 class CropNet(nn.Module):
     """The second stage: one square's crop (:mod:`atlas_detector.crops`) → class logits + box correction.
 
-    Four stages at 32², 16², 8², 4² (``width`` → 8 × ``width`` channels), then the mean and the
-    maximum over the last map (a crack or a crystal is small: the maximum keeps it) into one
-    linear layer. Output ``(B, 12)``: seven class logits, the background logit, then
+    Input ``(B, in_channels, S, S)``: the intensity crop, and with two channels the detail crop
+    (:func:`atlas_detector.crops.classifier_crops`). Four stages at S², (S/2)², (S/4)², (S/8)²
+    (``width`` → 8 × ``width`` channels), then the mean and the maximum over the last map (a
+    crack or a crystal is small: the maximum keeps it) into one linear layer. Output ``(B, 12)``: seven class logits, the background logit, then
     ``dx, dy, dlog_w, dlog_h`` in tanh units (:func:`atlas_detector.crops.refine_boxes`).
 
     >>> CropNet(width=4)(torch.zeros(2, 1, 32, 32)).shape
     torch.Size([2, 12])
     """
 
-    def __init__(self, width: int = 8) -> None:
+    def __init__(self, width: int = 8, in_channels: int = 1) -> None:
         super().__init__()
         c = [width, 2 * width, 4 * width, 8 * width]
+        self.in_channels = in_channels
         self.features = nn.Sequential(
-            _conv(1, c[0]), _conv(c[0], c[0]), nn.MaxPool2d(2),
+            _conv(in_channels, c[0]), _conv(c[0], c[0]), nn.MaxPool2d(2),
             _conv(c[0], c[1]), _conv(c[1], c[1]), nn.MaxPool2d(2),
             _conv(c[1], c[2]), _conv(c[2], c[2]), nn.MaxPool2d(2),
             _conv(c[2], c[3]))

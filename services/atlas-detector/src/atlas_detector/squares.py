@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gridpilot.contracts.detect import SQUARE_CLASSES, SquareClass
 from gridpilot.detection import nms_boxes
 
-from .crops import refine_boxes, square_crops
+from .crops import classifier_crops, refine_boxes
 from .decoding import STRIDE, decode_boxes, peak_cells, softmax
 from .lattice import Affine, LatticeFit, fit_lattice, pixel_to_stage
 from .preprocessing import check_atlas, check_pixel_size_um, letterbox, normalise
@@ -72,6 +72,9 @@ class Classifier(Protocol):
 
     @property
     def context(self) -> float: ...
+
+    @property
+    def channels(self) -> int: ...
 
     def run(self, crops: F32) -> F32: ...
 
@@ -166,7 +169,8 @@ def classify_squares(norm: F32, boxes: F64, classifier: Classifier) -> tuple[F64
     """The second stage on atlas-pixel boxes: refined boxes (clipped to the atlas), (N, 7) class
     probabilities, and (N,) the probability that a box holds no square (0 for a classifier
     without the background output)."""
-    crops = square_crops(norm, boxes, size=classifier.crop_px, context=classifier.context)
+    crops = classifier_crops(norm, boxes, size=classifier.crop_px, context=classifier.context,
+                             channels=classifier.channels)
     out = classifier.run(crops).astype(np.float64)
     n_cls = len(SQUARE_CLASSES)
     n_bg = out.shape[1] - n_cls - 4 if out.ndim == 2 else 0

@@ -37,7 +37,16 @@ import numpy.typing as npt
 from gridpilot.contracts.detect import SQUARE_CLASSES
 
 from .augment import flip_boxes, randomise, rot90_boxes
-from .crop_data import CropBank, augment_crops, crop_bank, load_or_render
+from .crop_data import (
+    CLASSIFIER_CHANNELS,
+    CLASSIFIER_NOISE_DOSE,
+    CLASSIFIER_SKIP,
+    MAX_PER_CLASS,
+    CropBank,
+    augment_crops,
+    crop_bank,
+    load_or_render,
+)
 from .crops import CONTEXT, CROP_PX
 from .decoding import STRIDE
 from .preprocessing import normalise
@@ -58,7 +67,7 @@ logger = logging.getLogger(__name__)
 
 F32 = npt.NDArray[np.float32]
 MODEL_VERSION: Final[str] = "atlas-squares-1"
-CLASSIFIER_VERSION: Final[str] = "atlas-classes-1"
+CLASSIFIER_VERSION: Final[str] = "atlas-classes-2"
 #: Side of the rendered training atlases and of the crops the network trains on.
 _RENDER_PX: Final[int] = 384
 _CROP_PX: Final[int] = 256
@@ -87,6 +96,15 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cls-samples", type=int, default=1200, help="classifier twin atlases (default 1200)")
     parser.add_argument("--cls-render-px", type=int, default=512, help="side of the classifier's renders (default 512)")
     parser.add_argument("--cls-augments", type=int, default=2, help="randomised copies of each (default 2)")
+    parser.add_argument("--cls-crop-px", type=int, default=CROP_PX, help=f"side of the classifier's crops (default {CROP_PX})")
+    parser.add_argument("--cls-channels", type=int, choices=(1, 2), default=CLASSIFIER_CHANNELS,
+                        help=f"classifier input: 1 intensity, 2 intensity + detail (default {CLASSIFIER_CHANNELS})")
+    parser.add_argument("--cls-skip", default=",".join(sorted(CLASSIFIER_SKIP)),
+                        help="randomisations the classifier's crops go without, comma-separated (default %(default)s)")
+    parser.add_argument("--cls-noise-dose", type=float, nargs=2, default=list(CLASSIFIER_NOISE_DOSE), metavar=("LO", "HI"),
+                        help="shot-noise dose range of the classifier's crops, counts per unit intensity")
+    parser.add_argument("--cls-per-class", type=int, default=MAX_PER_CLASS,
+                        help=f"squares of one class cut from one randomised copy, at most (default {MAX_PER_CLASS})")
     parser.add_argument("--cls-steps", type=int, default=3000, help="classifier optimiser steps (default 3000)")
     parser.add_argument("--cls-batch", type=int, default=128, help="crops per classifier step (default 128)")
     parser.add_argument("--cls-width", type=int, default=8, help="classifier width (default 8)")
@@ -256,7 +274,8 @@ def train_classifier(bank: CropBank, *, steps: int, batch: int, width: int, lr: 
     counts = np.bincount(bank.classes, minlength=len(_CROP_CLASSES)).astype(np.float64)
     p = 1.0 / np.sqrt(np.maximum(counts, 1.0))[bank.classes]
     p = p / p.sum()
-    net = CropNet(width=width)
+    channels = int(bank.crops.shape[1])
+    net = CropNet(width=width, in_channels=channels)
     opt, sched = _optimiser(net, lr=lr, steps=steps)
     history: list[dict[str, float]] = []
     start = time.perf_counter()
@@ -264,7 +283,7 @@ def train_classifier(bank: CropBank, *, steps: int, batch: int, width: int, lr: 
     for step in range(steps):
         idx = rng.choice(len(p), size=batch, p=p)
         x, d = augment_crops(bank.crops[idx].astype(np.float32), bank.deltas[idx], rng)
-        out = net(torch.from_numpy(np.ascontiguousarray(x[:, None])))
+        out = net(torch.from_numpy(np.ascontiguousarray(x)))
         losses = crop_loss(out, torch.from_numpy(bank.classes[idx]), torch.from_numpy(d))
         _step(net, opt, sched, losses["total"])
         if step % 100 == 0 or step == steps - 1:
@@ -275,26 +294,27 @@ def train_classifier(bank: CropBank, *, steps: int, batch: int, width: int, lr: 
                         rec["total"], rec["cls"], rec["box"], rec["accuracy"], time.perf_counter() - start)
     net.eval()
     record = {"steps": steps, "batch": batch, "width": width, "lr": lr, "crop_px": int(bank.crops.shape[-1]),
-              "context": CONTEXT, "crops": len(bank.classes),
+              "channels": channels, "context": CONTEXT, "crops": len(bank.classes),
               "class_counts": dict(zip(_CROP_CLASSES, counts.astype(int).tolist(), strict=True)),
               "train_seconds": round(time.perf_counter() - start, 1), "history": history,
               "parameters": int(sum(p.numel() for p in net.parameters()))}
     return net, record
 
 
-def export_classifier_onnx(net: Any, path: Path, *, metadata: dict[str, str]) -> Path:
+def export_classifier_onnx(net: Any, path: Path, *, metadata: dict[str, str], crop_px: int = CROP_PX) -> Path:
     """Export the crop classifier to ONNX (input ``crops`` (N, 1, S, S), dynamic N; output ``logits``)."""
     import onnx
     import torch
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    dummy = torch.zeros(2, 1, CROP_PX, CROP_PX)
+    dummy = torch.zeros(2, int(getattr(net, "in_channels", 1)), crop_px, crop_px)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(net, (dummy,), str(path), input_names=["crops"], output_names=["logits"],
                           dynamic_axes={"crops": {0: "n"}, "logits": {0: "n"}}, opset_version=17, dynamo=False)
     model = onnx.load(str(path))
-    for key, value in {**metadata, "crop_px": str(CROP_PX), "context": str(CONTEXT)}.items():
+    for key, value in {**metadata, "crop_px": str(crop_px), "context": str(CONTEXT),
+                                   "channels": str(getattr(net, "in_channels", 1))}.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(model, str(path))
@@ -310,16 +330,21 @@ def _main_classifier(args: argparse.Namespace, out: Path) -> int:
                                     repeat(args.cls_render_px), chunksize=4))
     else:
         samples = [load_or_render(args.cls_seed, n, args.cache, args.cls_render_px) for n in items]
-    bank = crop_bank(samples, np.random.default_rng([args.cls_seed, 3]), augments=args.cls_augments)
+    bank = crop_bank(samples, np.random.default_rng([args.cls_seed, 3]), augments=args.cls_augments,
+                     size=args.cls_crop_px, max_per_class=args.cls_per_class, channels=args.cls_channels,
+                     skip=frozenset(k for k in args.cls_skip.split(",") if k),
+                     noise_dose=(float(args.cls_noise_dose[0]), float(args.cls_noise_dose[1])))
     render_s = time.perf_counter() - start
     logger.info("%d crops from %d twin atlases in %.0f s", len(bank.classes), len(samples), render_s)
     net, record = train_classifier(bank, steps=args.cls_steps, batch=args.cls_batch, width=args.cls_width,
                                    lr=args.cls_lr, seed=args.cls_seed, threads=args.threads)
     onnx_path = export_classifier_onnx(net, out.with_suffix(".onnx"), metadata={
         "version": CLASSIFIER_VERSION, "classes": ",".join(SQUARE_CLASSES), "background": "1", "train_seed": str(args.cls_seed),
-        "train_samples": str(args.cls_samples)})
+        "train_samples": str(args.cls_samples)}, crop_px=args.cls_crop_px)
     record.update({"version": CLASSIFIER_VERSION, "train_seed": args.cls_seed, "train_items": [0, args.cls_samples - 1],
                    "render_px": args.cls_render_px, "augments": args.cls_augments,
+                   "max_per_class": args.cls_per_class, "skip": sorted(k for k in args.cls_skip.split(",") if k),
+                   "noise_dose": list(args.cls_noise_dose),
                    "held_out_kinds": [list(k) for k in sorted(HELD_OUT_KINDS)], "render_seconds": round(render_s, 1),
                    "kinds": sorted({"/".join(map(str, s.kind)) for s in samples}),
                    "onnx_bytes": onnx_path.stat().st_size})
