@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from picker_spa.formats import (
     write_micrograph_mrc,
 )
 from picker_spa.matching import score_picks
+from picker_spa.model import DEFAULT_MODEL_DIR
 from picker_spa.twin_data import TwinMicrograph
 
 
@@ -39,6 +41,9 @@ def test_train_then_pick_then_denoise_from_the_command_line(
     assert main(["pick", "spa", "train", str(mic_dir), "--coords", str(tmp_path / "labels.star"),
                  "--diameter-px", d, "--epochs", "1", "--steps", "2", "--out", str(model)]) == 0
     assert {p.name for p in model.iterdir()} >= {"picker.onnx", "picker.pt", "picker.json"}
+    shipped = json.loads((DEFAULT_MODEL_DIR / "picker.json").read_text())
+    # A fine-tuning keeps its starting model's working scale.
+    assert json.loads((model / "picker.json").read_text())["work_diameter_px"] == shipped["work_diameter_px"]
     assert "trained on 2 micrographs (5 labels)" in capsys.readouterr().out
     picks = tmp_path / "picks.star"
     assert main(["pick", "spa", "pick", str(mic_dir / "mic_0.mrc"), "--diameter-px", d, "--out", str(picks),

@@ -7,7 +7,7 @@ import pytest
 
 from picker_spa.decoding import decode_picks, threshold_for_count, threshold_for_precision
 from picker_spa.matching import match_picks, score_picks
-from picker_spa.scaling import WorkScale
+from picker_spa.scaling import WORK_DIAMETER_PX, WorkScale
 
 
 def _gaussian_peaks(shape: tuple[int, int], centres: list[tuple[float, float, float]], sigma: float) -> np.ndarray:
@@ -78,6 +78,15 @@ def test_the_working_scale_round_trips_coordinates() -> None:
     assert s.from_work(s.to_work(px)) == pytest.approx(px)
 
 
+def test_a_model_folder_says_its_working_diameter_and_old_ones_mean_12_px() -> None:
+    from picker_spa.model import work_diameter_of
+
+    assert work_diameter_of({"work_diameter_px": 16.0}) == 16.0
+    assert work_diameter_of({}) == 12.0  # written before the scale was a model's own
+    assert WorkScale.for_diameter(48.0, work_diameter_px=12.0).scale == pytest.approx(0.25)
+    assert WorkScale.for_diameter(48.0).scale == pytest.approx(WORK_DIAMETER_PX / 48.0)
+
+
 def test_pick_micrograph_keeps_two_particles_overlapping_in_projection() -> None:
     """Regression: suppression at the particle radius dropped one of two overlapping particles.
 
@@ -86,7 +95,7 @@ def test_pick_micrograph_keeps_two_particles_overlapping_in_projection() -> None
     """
     from picker_spa.picking import pick_micrograph
 
-    diameter_px = 24.0  # the working scale halves it: 12 px, two peaks 5 work px apart
+    diameter_px = 24.0  # a 12 px working scale halves it: two peaks 5 work px apart
     centres = [(40.0, 40.0, 9.0), (45.0, 40.0, 8.0), (80.0, 70.0, 7.0)]
 
     def runner(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,6 +104,6 @@ def test_pick_micrograph_keeps_two_particles_overlapping_in_projection() -> None
 
     rng = np.random.default_rng(5)
     image = rng.normal(size=(240, 240)).astype(np.float32)
-    picks, _ = pick_micrograph(image, runner, diameter_px=diameter_px, floor=0.5)
+    picks, _ = pick_micrograph(image, runner, diameter_px=diameter_px, floor=0.5, work_diameter_px=12.0)
     work_x = sorted(round((x + 0.5) * 0.5 - 0.5) for x in picks.x)
     assert work_x == [40, 45, 80]  # 5 work px apart: outside NMS_DIAMETER_FRACTION · 12 px

@@ -101,6 +101,7 @@ def _pixel_sizes(paths: list[Path], given: float | None) -> float | None:
 def _train(args: argparse.Namespace) -> int:
     import torch
 
+    from .model import work_diameter_of
     from .train import TrainMicrograph, TrainParams, export_model, load_torch, train_picker
 
     torch.set_num_threads(args.threads)
@@ -123,10 +124,12 @@ def _train(args: argparse.Namespace) -> int:
                                     centres_px=centres if len(centres) else None))
     init, init_threshold = None, None
     init_calibration: tuple[float, ...] = (1.0, 0.0)
+    work_diameter_px = TrainParams().work_diameter_px
     if not args.scratch:
         init, meta = load_torch(args.init or DEFAULT_MODEL_DIR)
         init_threshold = float(meta["threshold"])
         init_calibration = tuple(meta.get("calibration", (1.0, 0.0)))
+        work_diameter_px = work_diameter_of(meta)
     bar = tqdm(total=args.epochs, desc="training", unit="epoch")
 
     def progress(epoch: int, row: dict[str, float]) -> None:
@@ -134,7 +137,8 @@ def _train(args: argparse.Namespace) -> int:
         bar.set_postfix(pu=f"{row['pu_risk']:.3f}", denoise=f"{row['denoise']:.3f}")
 
     params = TrainParams(epochs=args.epochs, steps_per_epoch=args.steps, expected_count=args.expected_count,
-                         seed=args.seed, width=init.width if init is not None else TrainParams().width)
+                         seed=args.seed, width=init.width if init is not None else TrainParams().width,
+                         work_diameter_px=work_diameter_px)
     result = train_picker(mics, params, init=init, init_threshold=init_threshold,
                           init_calibration=(float(init_calibration[0]), float(init_calibration[1])), progress=progress)
     bar.close()
@@ -154,7 +158,8 @@ def _pick(args: argparse.Namespace) -> int:
     rows: list[tuple[str, float, float, float]] = []
     for path in tqdm(paths, desc="picking", unit="mic"):
         image, pixel = read_micrograph(path)
-        picks, maps = pick_micrograph(image, model.run, diameter_px=args.diameter_px, floor=args.floor)
+        picks, maps = pick_micrograph(image, model.run, diameter_px=args.diameter_px, floor=args.floor,
+                                      work_diameter_px=model.work_diameter_px)
         if args.threshold is not None:
             picks = picks.above(args.threshold)
         elif args.expected_count is not None:

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from gridpilot.detection.onnx import Device, OnnxModel
 from gridpilot.errors import ConfigError
 
-__all__ = ["DEFAULT_MODEL_DIR", "PickerModel"]
+__all__ = ["DEFAULT_MODEL_DIR", "PickerModel", "work_diameter_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,8 @@ F32 = npt.NDArray[np.float32]
 DEFAULT_MODEL_DIR: Final[Path] = Path(__file__).resolve().parent / "models"
 ONNX_NAME: Final[str] = "picker.onnx"
 META_NAME: Final[str] = "picker.json"
+#: Working diameter of a model folder whose ``picker.json`` does not say (the first models').
+_LEGACY_WORK_DIAMETER_PX: Final[float] = 12.0
 
 
 @dataclass
@@ -66,6 +68,11 @@ class PickerModel:
         return float(self.meta.get("threshold", 0.5))
 
     @property
+    def work_diameter_px(self) -> float:
+        """The particle's width at the working scale the network was trained at (12 before it was recorded)."""
+        return work_diameter_of(self.meta)
+
+    @property
     def providers(self) -> list[str]:
         return self.session.providers
 
@@ -83,3 +90,8 @@ class PickerModel:
 
     def warm_up(self) -> None:
         self.run(np.zeros((1, 1, 64, 64), np.float32))
+
+
+def work_diameter_of(meta: dict[str, Any]) -> float:
+    """The working diameter (px) a model folder's ``picker.json`` was trained at."""
+    return float(meta.get("work_diameter_px", _LEGACY_WORK_DIAMETER_PX))

@@ -71,7 +71,8 @@ def run_network(runner: Runner, work: F32) -> tuple[F32, F32, F32]:
 
 
 def pick_micrograph(image: npt.NDArray[np.generic], runner: Runner, *, diameter_px: float,
-                    floor: float = DEFAULT_FLOOR) -> tuple[Picks, PickedMicrograph]:
+                    floor: float = DEFAULT_FLOOR, work_diameter_px: float = WORK_DIAMETER_PX,
+                    ) -> tuple[Picks, PickedMicrograph]:
     """Particles of one micrograph: centres in micrograph pixels, scores in [0, 1], strongest first.
 
     Parameters
@@ -80,16 +81,18 @@ def pick_micrograph(image: npt.NDArray[np.generic], runner: Runner, *, diameter_
     runner : the network
     diameter_px : particle diameter in micrograph pixels
     floor : smallest score kept (low, so that the caller can draw a precision–recall curve)
+    work_diameter_px : the particle's width at the network's working scale (the model's
+        ``work_diameter_px``; :data:`picker_spa.scaling.WORK_DIAMETER_PX` for models trained now)
 
     Raises
     ------
     InvalidInput
         A non-finite or constant image, or a diameter the micrograph cannot hold.
     """
-    scale = WorkScale.for_diameter(diameter_px)
+    scale = WorkScale.for_diameter(diameter_px, work_diameter_px)
     work = scale.apply(image)
     den, heat, logits = run_network(runner, work)
-    found = decode_picks(heat, radius_px=NMS_DIAMETER_FRACTION * WORK_DIAMETER_PX, floor=floor)
+    found = decode_picks(heat, radius_px=NMS_DIAMETER_FRACTION * work_diameter_px, floor=floor)
     picks = Picks(scale.from_work(found.x), scale.from_work(found.y), found.score)
     return picks, PickedMicrograph(den, heat, scale, logits)
 

@@ -8,6 +8,8 @@ and an 8-bit picture look alike to the network.
 >>> s = WorkScale.for_diameter(48.0)
 >>> s.scale, float(s.to_work(np.array([48.0]))[0])
 (0.25, 11.625)
+>>> WorkScale.for_diameter(64.0, work_diameter_px=16.0).scale  # a model trained at another scale
+0.25
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ __all__ = ["STRIDE", "WORK_DIAMETER_PX", "WorkScale", "normalize_micrograph", "p
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
-#: Particle diameter at the working scale, px: the network's receptive field (≈ 40 px) holds a
-#: particle and its neighbours.
+#: Particle diameter at the working scale, px, of models trained now (a model folder says its
+#: own: ``work_diameter_px`` in ``picker.json``): the network's receptive field (≈ 40 px) holds
+#: a particle and its neighbours.
 WORK_DIAMETER_PX: Final[float] = 12.0
 #: The network's total stride (two poolings): inputs are padded to a multiple of it.
 STRIDE: Final[int] = 4
@@ -42,13 +45,15 @@ class WorkScale:
     """How a micrograph maps to the working scale: ``work_px = (px + 0.5)·scale − 0.5``."""
 
     scale: float
+    work_diameter_px: float = WORK_DIAMETER_PX
 
     @classmethod
-    def for_diameter(cls, diameter_px: float) -> WorkScale:
+    def for_diameter(cls, diameter_px: float, work_diameter_px: float = WORK_DIAMETER_PX) -> WorkScale:
+        """The scale that makes a ``diameter_px`` particle ``work_diameter_px`` wide (the model's)."""
         if not np.isfinite(diameter_px) or diameter_px <= 0:
             raise InvalidInput(f"particle diameter must be a positive number of pixels, got {diameter_px}",
                                field="diameter_px")
-        return cls(WORK_DIAMETER_PX / float(diameter_px))
+        return cls(work_diameter_px / float(diameter_px), work_diameter_px)
 
     def to_work(self, px: F64) -> F64:
         return np.asarray((np.asarray(px, np.float64) + 0.5) * self.scale - 0.5)
@@ -62,9 +67,9 @@ class WorkScale:
         out_side = min(a.shape) * self.scale
         if out_side < _MIN_WORK_SIDE_PX:
             raise InvalidInput(
-                f"a particle diameter of {WORK_DIAMETER_PX / self.scale:.1f} px is too large for a "
+                f"a particle diameter of {self.work_diameter_px / self.scale:.1f} px is too large for a "
                 f"{a.shape[1]}×{a.shape[0]} micrograph (it must be at most "
-                f"{min(a.shape) * WORK_DIAMETER_PX / _MIN_WORK_SIDE_PX:.0f} px)", field="diameter_px")
+                f"{min(a.shape) * self.work_diameter_px / _MIN_WORK_SIDE_PX:.0f} px)", field="diameter_px")
         return normalize_micrograph(resize(a, self.scale))
 
 

@@ -30,7 +30,7 @@ from gridpilot.storage import ObjectStore, keys
 
 from .decoding import threshold_for_count, threshold_for_precision
 from .formats import read_coordinates
-from .model import DEFAULT_MODEL_DIR, PickerModel
+from .model import DEFAULT_MODEL_DIR, PickerModel, work_diameter_of
 from .picking import pick_micrograph
 from .train import META_NAME, ONNX_NAME, WEIGHTS_NAME, TrainMicrograph, TrainParams, TrainResult
 
@@ -92,7 +92,8 @@ async def run_pick_job(job: PickSpaJob, store: ObjectStore, models: ModelCache, 
         raise InvalidInput(f"a micrograph is one 2-D image, got shape {image.shape}", field="micrograph_key")
     diameter_px = job.particle_diameter_a / job.pixel_size_a
     _check_diameter(diameter_px, image.shape, job.micrograph_key)
-    picks, maps = await asyncio.to_thread(pick_micrograph, image, model.run, diameter_px=diameter_px)
+    picks, maps = await asyncio.to_thread(pick_micrograph, image, model.run, diameter_px=diameter_px,
+                                          work_diameter_px=model.work_diameter_px)
     threshold = _threshold(job, model, picks.score)
     kept = picks.above(threshold)
     if job.denoised_key is not None:
@@ -182,6 +183,7 @@ async def run_train_job(job: TrainSpaJob, store: ObjectStore, models: ModelCache
                            f"say otherwise (seen: {seen} Å), e.g. {next(iter(off))}", field="pixel_size_a")
     init = init_threshold = None
     init_calibration = (1.0, 0.0)
+    work_diameter_px = TrainParams().work_diameter_px
     if job.base_model != SCRATCH:
         from .train import load_torch
 
@@ -190,6 +192,7 @@ async def run_train_job(job: TrainSpaJob, store: ObjectStore, models: ModelCache
         init_threshold = float(meta_init["threshold"])
         a, b = meta_init.get("calibration", (1.0, 0.0))
         init_calibration = (float(a), float(b))
+        work_diameter_px = work_diameter_of(meta_init)
     version = job.job_id
     progress_key = keys.model_key(MODEL_KIND, version, _PROGRESS_NAME)
     loop = asyncio.get_running_loop()
@@ -205,7 +208,8 @@ async def run_train_job(job: TrainSpaJob, store: ObjectStore, models: ModelCache
     from .train import train_picker
 
     params = TrainParams(epochs=job.epochs, steps_per_epoch=job.steps_per_epoch, expected_count=job.expected_count,
-                         seed=job.seed, width=init.width if init is not None else TrainParams().width)
+                         seed=job.seed, width=init.width if init is not None else TrainParams().width,
+                         work_diameter_px=work_diameter_px)
     result: TrainResult = await asyncio.to_thread(train_picker, mics, params, init=init,
                                                   init_threshold=init_threshold, init_calibration=init_calibration,
                                                   progress=progress)

@@ -65,6 +65,8 @@ class TrainParams:
     epochs, steps_per_epoch, batch, crop_px : optimisation budget (crops at the working scale)
     lr : Adam learning rate (fine-tuning uses a fifth of it)
     width : channels of the first level (the network has ≈ 30·width² weights)
+    work_diameter_px : the particle's width at the working scale (a fine-tuning keeps its
+        starting model's: ``picker.json`` ``work_diameter_px``)
     expected_count : particles per micrograph (sets the PU class prior); None: estimated
     denoise_weight : weight of the denoising loss beside the PU risk
     seed : of every random choice
@@ -76,6 +78,7 @@ class TrainParams:
     crop_px: int = 64
     lr: float = 2e-3
     width: int = 16
+    work_diameter_px: float = WORK_DIAMETER_PX
     expected_count: float | None = None
     denoise_weight: float = 0.5
     seed: int = 0
@@ -151,8 +154,8 @@ def fit_calibration(logits: F64, hits: npt.NDArray[np.bool_]) -> tuple[float, fl
     return (a, b) if a > 0 else (1.0, 0.0)
 
 
-def _to_work(m: TrainMicrograph) -> _Work:
-    scale = WorkScale.for_diameter(m.diameter_px)
+def _to_work(m: TrainMicrograph, work_diameter_px: float) -> _Work:
+    scale = WorkScale.for_diameter(m.diameter_px, work_diameter_px)
     raw = np.asarray(m.image, np.float32)
     work = scale.apply(raw)
     odd = even = None
@@ -253,7 +256,8 @@ def _estimate_count(micrographs: Sequence[TrainMicrograph], params: TrainParams,
         return float(params.expected_count)
     if init is not None and init_threshold is not None:
         runner = torch_runner(init, calibration)
-        counts = [len(pick_micrograph(m.image, runner, diameter_px=m.diameter_px)[0].above(init_threshold))
+        counts = [len(pick_micrograph(m.image, runner, diameter_px=m.diameter_px,
+                                      work_diameter_px=params.work_diameter_px)[0].above(init_threshold))
                   for m in micrographs[:8]]
         labelled = max((len(m.centres_px) for m in micrographs if m.centres_px is not None), default=0)
         return max(float(np.mean(counts)), float(labelled), 1.0)
@@ -290,7 +294,7 @@ def train_picker(micrographs: Sequence[TrainMicrograph], params: TrainParams = T
     torch.manual_seed(params.seed)
     rng = np.random.default_rng(params.seed)
     gen = torch.Generator().manual_seed(params.seed)
-    items = [_to_work(m) for m in micrographs]
+    items = [_to_work(m, params.work_diameter_px) for m in micrographs]
     expected = _estimate_count(micrographs, params, init, init_threshold, init_calibration)
     area = float(np.mean([w.image.size for w in items]))
     prior = float(np.clip(expected * math.pi * POSITIVE_RADIUS_PX**2 / area, 1e-4, _MAX_PRIOR))
@@ -335,13 +339,15 @@ def train_picker(micrographs: Sequence[TrainMicrograph], params: TrainParams = T
         if progress is not None:
             progress(epoch + 1, row)
     net.cpu().eval()
-    calibration, threshold, figures = calibrate(net, micrographs, validation, expected, init_calibration)
+    calibration, threshold, figures = calibrate(net, micrographs, validation, expected, init_calibration,
+                                                work_diameter_px=params.work_diameter_px)
     return TrainResult(net, params, prior, expected, threshold, curve, figures, time.perf_counter() - start,
                        calibration)
 
 
 def calibrate(net: PickerNet, micrographs: Sequence[TrainMicrograph], validation: Sequence[TrainMicrograph],
-              expected: float, calibration: tuple[float, float] = (1.0, 0.0),
+              expected: float, calibration: tuple[float, float] = (1.0, 0.0), *,
+              work_diameter_px: float = WORK_DIAMETER_PX,
               ) -> tuple[tuple[float, float], float, dict[str, Any]]:
     """The logit calibration, the default threshold and the validation figures.
 
@@ -350,19 +356,21 @@ def calibrate(net: PickerNet, micrographs: Sequence[TrainMicrograph], validation
     kept and its offset set so that the threshold 0.5 leaves the expected count per training
     micrograph, and the fraction of the labels recovered at it.
     """
+    wd = work_diameter_px
     if validation:
         from .matching import match_picks
 
         raw = torch_runner(net)
         logits, hits = [], []
         for m in validation:
-            p, maps = pick_micrograph(m.image, raw, diameter_px=m.diameter_px, floor=1e-4)
+            p, maps = pick_micrograph(m.image, raw, diameter_px=m.diameter_px, floor=1e-4, work_diameter_px=wd)
             logits.append(maps.logits_at(p.x, p.y))
             hits.append(match_picks(p.x, p.y, p.score, np.asarray(m.centres_px).reshape(-1, 2),
                                     0.5 * m.diameter_px))
         calibration = fit_calibration(np.concatenate(logits), np.concatenate(hits))
         runner = torch_runner(net, calibration)
-        found = [pick_micrograph(m.image, runner, diameter_px=m.diameter_px)[0] for m in validation]
+        found = [pick_micrograph(m.image, runner, diameter_px=m.diameter_px, work_diameter_px=wd)[0]
+                 for m in validation]
         centres = [np.asarray(m.centres_px).reshape(-1, 2) for m in validation]
         s = score_picks([(p.x, p.y, p.score) for p in found], centres,
                         tolerance_px=[0.5 * m.diameter_px for m in validation])
@@ -379,13 +387,13 @@ def calibrate(net: PickerNet, micrographs: Sequence[TrainMicrograph], validation
     sample = list(micrographs[:16])
     logits = []
     for m in sample:
-        p, maps = pick_micrograph(m.image, raw, diameter_px=m.diameter_px, floor=1e-6)
+        p, maps = pick_micrograph(m.image, raw, diameter_px=m.diameter_px, floor=1e-6, work_diameter_px=wd)
         logits.append(maps.logits_at(p.x, p.y))
     pooled = np.concatenate(logits) if logits else np.zeros(0)
     at_count = threshold_for_count(pooled, expected * len(sample)) if pooled.size else 0.0
     calibration = (calibration[0], -calibration[0] * at_count)
     runner = torch_runner(net, calibration)
-    found = [pick_micrograph(m.image, runner, diameter_px=m.diameter_px)[0] for m in sample]
+    found = [pick_micrograph(m.image, runner, diameter_px=m.diameter_px, work_diameter_px=wd)[0] for m in sample]
     scores = np.concatenate([p.score for p in found]) if found else np.zeros(0)
     threshold = 0.5
     labelled = [(p, m) for p, m in zip(found, sample, strict=True) if m.centres_px is not None and len(m.centres_px)]
@@ -421,7 +429,7 @@ def export_model(result: TrainResult, out_dir: str | Path, *, version: str,
     onnx.save(model, str(onnx_path))
     torch.save(net.state_dict(), out / WEIGHTS_NAME)
     meta = {
-        "version": version, "width": net.width, "work_diameter_px": WORK_DIAMETER_PX,
+        "version": version, "width": net.width, "work_diameter_px": result.params.work_diameter_px,
         "threshold": result.threshold, "calibration": list(result.calibration), "prior": result.prior, "expected_count": result.expected_count,
         "params": asdict(result.params), "training_curve": result.curve, "validation": result.validation,
         "train_seconds": result.seconds, **(extra or {}),
