@@ -3,6 +3,7 @@
 usage: python bench/picker_spa.py [--json OUT] [--quick] [--budgets 10 50 200] [--test-count N]
            [--train-count N] [--epochs E] [--topaz-venv DIR] [--no-topaz] [--no-relion] [--no-real]
            [--conditions blob_chain apoferritin crowded_carbon] [--peer-cache DIR]
+           [--tuning] [--model DIR]
 
 Twin conditions (``picker_spa.twin_data``), one species each so one diameter holds for every
 picker, pixel size chosen so the particle is 24 px wide: ``blob_chain`` (small, ≈ 150 kDa) and
@@ -13,6 +14,9 @@ covered, a third of the particles aggregated, a carbon film over a third of the 
 straight edge and two contamination blobs in every micrograph. Seeds: the shipped model was trained on seed 1 and validated (its threshold
 and calibration tuned) on seed 2; here labels are drawn from training micrographs of seed 3100+
 and every figure is on held-out micrographs of seed 3200+ that nothing was tuned on.
+``--tuning`` swaps in the tuning seeds (labels from seed 1, figures on seed 2, every condition;
+no real set) for trying a change, and says so in the JSON (``"tuning": true``); ``--model``
+benches another pre-trained model folder than the shipped one.
 
 Methods, trained on exactly the same micrographs and the same K labelled centres (K = the
 label budget, drawn at random from the truth of the training micrographs; every other particle
@@ -69,7 +73,7 @@ from benchlib import topaz as tz  # noqa: E402
 from gridpilot.detection.letterbox import resize  # noqa: E402
 from picker_spa.formats import write_micrograph_mrc  # noqa: E402
 from picker_spa.matching import score_picks  # noqa: E402
-from picker_spa.model import DEFAULT_MODEL_DIR, PickerModel  # noqa: E402
+from picker_spa.model import DEFAULT_MODEL_DIR, PickerModel, work_diameter_of  # noqa: E402
 from picker_spa.picking import denoise_micrograph, pick_micrograph  # noqa: E402
 from picker_spa.scaling import WorkScale  # noqa: E402
 from picker_spa.train import TrainMicrograph, TrainParams, load_torch, train_picker  # noqa: E402
@@ -80,6 +84,10 @@ REAL: Final[Path] = ROOT / ".." / "shared" / "data" / "real"
 TUNING_SEEDS: Final[dict[str, int]] = {"pretraining": 1, "validation_threshold_calibration": 2}
 TRAIN_SEED: Final[int] = 3100
 HELD_OUT_SEED: Final[int] = 3200
+#: ``--tuning``: labels from seed-1 micrographs, figures on seed-2 ones, per condition (the
+#: shipped model's pre-training and validation seeds: what changes may be tuned on).
+TUNING_TRAIN_SEED: Final[int] = 1
+TUNING_TEST_SEED: Final[int] = 2
 #: Seed of the label draws (with the condition's index).
 _LABEL_SEED: Final[int] = 7
 #: Held-out twin conditions: species and the micrograph recipe forced on every item (besides the
@@ -158,22 +166,22 @@ def figures(picks: list[Picks3], s: MicSet, subset: list[int] | None = None) -> 
 def gridpilot_pick(model: PickerModel, s: MicSet) -> tuple[list[Picks3], float]:
     out, start = [], time.perf_counter()
     for img in s.images:
-        p, _ = pick_micrograph(img, model.run, diameter_px=s.diameter_px)
+        p, _ = pick_micrograph(img, model.run, diameter_px=s.diameter_px, work_diameter_px=model.work_diameter_px)
         out.append((p.x, p.y, p.score.astype(np.float64)))
     return out, (time.perf_counter() - start) / len(s.images)
 
 
 def gridpilot_train(train: MicSet, labels: list[npt.NDArray[np.float64]], epochs: int, steps: int,
-                    expected: float, folder: Path) -> tuple[PickerModel, float]:
+                    expected: float, folder: Path, base: Path = DEFAULT_MODEL_DIR) -> tuple[PickerModel, float]:
     from picker_spa.train import export_model
 
-    init, meta = load_torch(DEFAULT_MODEL_DIR)
+    init, meta = load_torch(base)
     mics = [TrainMicrograph(image=img, diameter_px=train.diameter_px, centres_px=lab if len(lab) else None,
                             odd=o, even=e, name=f"m{i}")
             for i, (img, lab, o, e) in enumerate(zip(train.images, labels, train.odd, train.even, strict=True))]
     start = time.perf_counter()
     result = train_picker(mics, TrainParams(epochs=epochs, steps_per_epoch=steps, expected_count=expected,
-                                            width=init.width), init=init, init_threshold=float(meta["threshold"]),
+                                            width=init.width, work_diameter_px=work_diameter_of(meta)), init=init, init_threshold=float(meta["threshold"]),
                           init_calibration=tuple(meta["calibration"]))  # type: ignore[arg-type]
     seconds = time.perf_counter() - start
     export_model(result, folder, version=folder.name)
@@ -186,7 +194,7 @@ def denoise_figures(model: PickerModel, s: MicSet) -> dict[str, float]:
     for img, clean in zip(s.images, s.clean, strict=True):
         if clean is None:
             continue
-        scale = WorkScale.for_diameter(s.diameter_px)
+        scale = WorkScale.for_diameter(s.diameter_px, model.work_diameter_px)
         noisy_w = resize(img, scale.scale)
         med = float(np.median(noisy_w))
         mad = float(np.median(np.abs(noisy_w - med))) * 1.4826
@@ -380,7 +388,8 @@ class PeerCache:
 def run_condition(train: MicSet, test: MicSet, budgets: list[int], args: argparse.Namespace, work: Path,
                   shipped: PickerModel, rng: np.random.Generator, log: Path) -> dict[str, Any]:
     res: dict[str, Any] = {"auprc": {}, "f1": {}, "figures": {}, "pick_s_per_micrograph": {},
-                           "train_s_per_micrograph": {}, "skipped": {}, "peers_from_cache": []}
+                           "train_s_per_micrograph": {}, "skipped": {}, "peers_from_cache": [],
+                           "budgets": list(budgets), "n_test": len(test.images)}
     expected = float(np.mean([len(c) for c in train.centres]))
     cache = PeerCache(args.peer_cache)
     seen = [test.images, test.diameter_px, test.pixel_size_a]
@@ -452,7 +461,8 @@ def run_condition(train: MicSet, test: MicSet, budgets: list[int], args: argpars
             res["pick_s_per_micrograph"]["relion-log"] = out[1]
     for k in budgets:
         labels = draw_labels(train, k, rng)
-        model, tsec = gridpilot_train(train, labels, args.epochs, args.steps, expected, work / f"gridpilot-{k}")
+        model, tsec = gridpilot_train(train, labels, args.epochs, args.steps, expected, work / f"gridpilot-{k}",
+                                        args.model)
         picks, _ = gridpilot_pick(model, test)
         record(f"gridpilot@{k}", picks, subsets)
         res["train_s_per_micrograph"][f"gridpilot@{k}"] = tsec
@@ -497,6 +507,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder of the real data sets (a worktree elsewhere than beside ../shared)")
     parser.add_argument("--real-sets", nargs="+", default=["spa-cryoppp-10059", "spa-cryoppp-10947"])
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "out" / "spa-twin-cache")
+    parser.add_argument("--tuning", action="store_true",
+                        help=f"train on tuning seed {TUNING_TRAIN_SEED} and score on tuning seed {TUNING_TEST_SEED} "
+                             "(the shipped model's own seeds), never the held-out ones: for trying changes")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help="the pre-trained model folder")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     conditions_run: tuple[str, ...] = tuple(args.conditions)
@@ -506,10 +520,16 @@ def main(argv: list[str] | None = None) -> int:
         args.budgets, args.train_count, args.test_count = [10], 2, 2
         args.epochs, args.steps, args.topaz_epochs, args.topaz_epoch_size = 1, 3, 1, 5
         args.no_real, args.peer_cache = True, None
-    shipped = PickerModel.load(DEFAULT_MODEL_DIR, threads=1)
+    shipped = PickerModel.load(args.model, threads=1)
+    train_seed, test_seed = (TUNING_TRAIN_SEED, TUNING_TEST_SEED) if args.tuning else (TRAIN_SEED, HELD_OUT_SEED)
+    if args.tuning:
+        args.no_real = True  # the real sets have one split to report on, none to tune on
+        print(f"picker-spa bench: TUNING run (labels from seed {train_seed}, figures on seed {test_seed}; "
+              "not held-out figures)", flush=True)
     out: dict[str, Any] = {
-        "bench": "picker_spa", "quick": args.quick, "model_version": shipped.version,
-        "tuning_seeds": TUNING_SEEDS, "train_seed": TRAIN_SEED, "held_out_seed": HELD_OUT_SEED,
+        "bench": "picker_spa", "quick": args.quick, "model_version": shipped.version, "tuning": args.tuning,
+        "tuning_seeds": TUNING_SEEDS, "train_seed": train_seed, "held_out_seed": None if args.tuning else test_seed,
+        "test_seed": test_seed,
         "budgets": args.budgets, "topaz_version": tz.version(args.topaz_venv) if not args.no_topaz else None,
         "settings": {"gridpilot_epochs": args.epochs, "gridpilot_steps": args.steps,
                      "topaz_epochs": args.topaz_epochs, "topaz_epoch_size": args.topaz_epoch_size,
@@ -523,8 +543,10 @@ def main(argv: list[str] | None = None) -> int:
         conditions = []
         for sp in () if args.no_twin else conditions_run:
             i = list(CONDITIONS).index(sp)
-            train = twin_set(sp, TRAIN_SEED + i, args.train_count, shape, args.cache)
-            test = twin_set(sp, HELD_OUT_SEED + i, args.test_count, shape, args.cache)
+            # Tuning seeds are the same for every condition (1 and 2 are the only tuning seeds).
+            offset = 0 if args.tuning else i
+            train = twin_set(sp, train_seed + offset, args.train_count, shape, args.cache)
+            test = twin_set(sp, test_seed + offset, args.test_count, shape, args.cache)
             # Labels drawn per condition, so a run of some conditions draws what the full run does.
             rng = np.random.default_rng([_LABEL_SEED, i])
             res = run_condition(train, test, args.budgets, args, work / sp, shipped, rng, log)

@@ -1,4 +1,4 @@
-"""Print the README's figure rows for ``bench/bus.py`` and ``bench/preprocess.py`` from their JSON.
+"""Print the README's figure rows for ``bench/bus.py``, ``bench/preprocess.py`` and ``bench/picker_spa.py``.
 
 usage: python bench/benchlib/figures_table.py [bench/out]
 
@@ -47,9 +47,38 @@ def preprocess_row(d: dict[str, Any]) -> str:
     )
 
 
+def _spa_condition(name: str, c: dict[str, Any], budgets: list[int], method: str) -> str:
+    a = c["auprc"]
+    if method == "gridpilot" and "gridpilot-pretrained" not in a:
+        return f"{name}: n/a"
+    if method == "gridpilot":
+        trained = " / ".join(_f(a.get(f"gridpilot@{k}"), ".3f") for k in budgets)
+        return f"{name}: {_f(a['gridpilot-pretrained'], '.3f')} with no label, {trained} with {' / '.join(map(str, budgets))}"
+    if "topaz-pretrained" not in a:
+        return f"{name}: {c.get('skipped', {}).get('topaz', 'n/a')}"
+    trained = " / ".join(_f(a.get(f"topaz@{k}"), ".3f") for k in budgets)
+    return f"{name}: {trained}, pretrained resnet16 {_f(a['topaz-pretrained'], '.3f')}"
+
+
+def picker_spa_row(d: dict[str, Any]) -> str:
+    """One row of AUPRCs per held-out condition (held-out seeds, never a ``--tuning`` run)."""
+    if d.get("tuning"):
+        return "<!-- picker_spa.json is a --tuning run: not held-out figures -->"
+    conds = d["conditions"]
+    ours = "; ".join(_spa_condition(n, c, c.get("budgets", d["budgets"]), "gridpilot") for n, c in conds.items())
+    topaz = "; ".join(_spa_condition(n, c, c.get("budgets", d["budgets"]), "topaz") for n, c in conds.items())
+    relion = "; ".join(f"{n} {_f(c['auprc'].get('relion-log'), '.3f')}" for n, c in conds.items())
+    pick = {n: c["pick_s_per_micrograph"] for n, c in conds.items()}
+    ours_s = ", ".join(f"{n} {_f(p.get('gridpilot'), '.2f')} s" for n, p in pick.items())
+    topaz_s = ", ".join(f"{n} {_f(p.get('topaz'), '.1f')} s" for n, p in pick.items())
+    return (f"| `bench/picker_spa.py` | AUPRC, model {d['model_version']} (train seed {d['train_seed']}+, held-out "
+            f"{d['held_out_seed']}+): {ours}; picking per micrograph {ours_s} "
+            f"| Topaz {d.get('topaz_version')} (@budgets as ours): {topaz}; {topaz_s}; RELION LoG: {relion} |")
+
+
 def main(argv: list[str]) -> int:
     out = Path(argv[1] if len(argv) > 1 else "bench/out")
-    for name, row in (("bus", bus_row), ("preprocess", preprocess_row)):
+    for name, row in (("bus", bus_row), ("preprocess", preprocess_row), ("picker_spa", picker_spa_row)):
         path = out / f"{name}.json"
         if path.exists():
             print(row(json.loads(path.read_text())))
