@@ -119,6 +119,7 @@ def version(venv: Path) -> str | None:
     exe = topaz_bin(venv)
     if exe is None:
         return None
+    install_standin(venv)  # topaz imports torchvision even for --version
     out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, env=_env(), check=False)
     return (out.stdout or out.stderr).strip() or None
 
