@@ -73,10 +73,10 @@ from benchlib import topaz as tz  # noqa: E402
 from gridpilot.detection.letterbox import resize  # noqa: E402
 from picker_spa.formats import write_micrograph_mrc  # noqa: E402
 from picker_spa.matching import score_picks  # noqa: E402
-from picker_spa.model import DEFAULT_MODEL_DIR, PickerModel, work_diameter_of  # noqa: E402
+from picker_spa.model import DEFAULT_MODEL_DIR, PickerModel  # noqa: E402
 from picker_spa.picking import denoise_micrograph, pick_micrograph  # noqa: E402
 from picker_spa.scaling import WorkScale  # noqa: E402
-from picker_spa.train import TrainMicrograph, TrainParams, load_torch, train_picker  # noqa: E402
+from picker_spa.train import TrainMicrograph, TrainParams, load_start, train_picker  # noqa: E402
 from picker_spa.twin_data import twin_micrograph  # noqa: E402
 
 ROOT: Final[Path] = Path(__file__).resolve().parent.parent
@@ -175,14 +175,13 @@ def gridpilot_train(train: MicSet, labels: list[npt.NDArray[np.float64]], epochs
                     expected: float, folder: Path, base: Path = DEFAULT_MODEL_DIR) -> tuple[PickerModel, float]:
     from picker_spa.train import export_model
 
-    init, meta = load_torch(base)
+    origin = load_start(base)
     mics = [TrainMicrograph(image=img, diameter_px=train.diameter_px, centres_px=lab if len(lab) else None,
                             odd=o, even=e, name=f"m{i}")
             for i, (img, lab, o, e) in enumerate(zip(train.images, labels, train.odd, train.even, strict=True))]
     start = time.perf_counter()
-    result = train_picker(mics, TrainParams(epochs=epochs, steps_per_epoch=steps, expected_count=expected,
-                                            width=init.width, work_diameter_px=work_diameter_of(meta)), init=init, init_threshold=float(meta["threshold"]),
-                          init_calibration=tuple(meta["calibration"]))  # type: ignore[arg-type]
+    result = train_picker(mics, TrainParams(epochs=epochs, steps_per_epoch=steps, expected_count=expected),
+                          start=origin)
     seconds = time.perf_counter() - start
     export_model(result, folder, version=folder.name)
     return PickerModel.load(folder, threads=1), seconds / len(mics)

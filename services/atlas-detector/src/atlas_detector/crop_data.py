@@ -176,11 +176,9 @@ def augment_crops(x: F32, d: F32, rng: np.random.Generator) -> tuple[F32, F32]:
         if rng.random() < 0.5:  # np.rot90 (anticlockwise): x' = y, y' = −x; w and h swap
             x[i] = np.rot90(x[i], axes=(-2, -1))
             d[i] = d[i, [1, 0, 3, 2]] * np.array([1, -1, 1, 1], np.float32)
-    extra = (1,) * (x.ndim - 1)
-    gain = rng.uniform(0.8, 1.2, (x.shape[0], *extra)).astype(np.float32)
-    shift = rng.normal(0, 0.03, (x.shape[0], *extra)).astype(np.float32)
-    if x.ndim == 4:
-        out = x * gain
-        out[:, 0] = (x[:, 0] - 0.5) * gain[:, 0] + 0.5 + shift[:, 0]
-        return out.astype(np.float32), d
-    return ((x - 0.5) * gain + 0.5 + shift).astype(np.float32), d
+    y = x if x.ndim == 4 else x[:, None]  # (B, C, S, S); channel 0 is the intensity
+    gain = rng.uniform(0.8, 1.2, (x.shape[0], 1, 1, 1)).astype(np.float32)
+    shift = rng.normal(0, 0.03, (x.shape[0], 1, 1)).astype(np.float32)
+    out = y * gain
+    out[:, 0] = (y[:, 0] - 0.5) * gain[:, 0] + 0.5 + shift
+    return out.reshape(x.shape).astype(np.float32), d

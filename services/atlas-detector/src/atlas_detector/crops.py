@@ -28,7 +28,7 @@ resolution, read from 2 × 2 block *maxima*, where the crack stays a full-streng
 from __future__ import annotations
 
 import math
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +39,8 @@ __all__ = ["CONTEXT", "CROP_PX", "DETAIL_SIGMA_PX", "box_deltas", "classifier_cr
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
+#: How a pyramid level is made from the one below: 2 × 2 block means or maxima.
+Reduce = Literal["mean", "max"]
 
 #: Side of a crop, pixels (the shipped classifier's; at 32 a crack one atlas pixel wide in a
 #: 300-pixel square was averaged away, MODEL_CARD.md).
@@ -53,7 +55,7 @@ MAX_SHIFT: Final[float] = 0.25
 MAX_LOG_SCALE: Final[float] = 0.4
 
 
-def pyramid(image: F32, levels: int, *, reduce: str = "mean") -> list[F32]:
+def pyramid(image: F32, levels: int, *, reduce: Reduce = "mean") -> list[F32]:
     """``image`` and ``levels − 1`` successive 2 × 2 block means of it (odd edges dropped).
 
     >>> import numpy as np
@@ -81,7 +83,7 @@ def crop_frames(boxes: F64, *, context: float = CONTEXT) -> F64:
 
 
 def square_crops(norm: F32, boxes: F64, *, size: int = CROP_PX, context: float = CONTEXT,
-                 fill: float = 0.0, reduce: str = "mean") -> F32:
+                 fill: float = 0.0, reduce: Reduce = "mean") -> F32:
     """Crops ``(N, size, size)`` centred on each box, of side ``context ×`` its longer side.
 
     Parameters

@@ -101,8 +101,7 @@ def _pixel_sizes(paths: list[Path], given: float | None) -> float | None:
 def _train(args: argparse.Namespace) -> int:
     import torch
 
-    from .model import work_diameter_of
-    from .train import TrainMicrograph, TrainParams, export_model, load_torch, train_picker
+    from .train import TrainMicrograph, TrainParams, export_model, load_start, train_picker
 
     torch.set_num_threads(args.threads)
     paths = expand_micrographs(args.micrographs)
@@ -122,14 +121,7 @@ def _train(args: argparse.Namespace) -> int:
         centres = coords.for_micrograph(path.name)
         mics.append(TrainMicrograph(image=image, diameter_px=args.diameter_px, name=path.name,
                                     centres_px=centres if len(centres) else None))
-    init, init_threshold = None, None
-    init_calibration: tuple[float, ...] = (1.0, 0.0)
-    work_diameter_px = TrainParams().work_diameter_px
-    if not args.scratch:
-        init, meta = load_torch(args.init or DEFAULT_MODEL_DIR)
-        init_threshold = float(meta["threshold"])
-        init_calibration = tuple(meta.get("calibration", (1.0, 0.0)))
-        work_diameter_px = work_diameter_of(meta)
+    start = None if args.scratch else load_start(args.init or DEFAULT_MODEL_DIR)
     bar = tqdm(total=args.epochs, desc="training", unit="epoch")
 
     def progress(epoch: int, row: dict[str, float]) -> None:
@@ -137,10 +129,8 @@ def _train(args: argparse.Namespace) -> int:
         bar.set_postfix(pu=f"{row['pu_risk']:.3f}", denoise=f"{row['denoise']:.3f}")
 
     params = TrainParams(epochs=args.epochs, steps_per_epoch=args.steps, expected_count=args.expected_count,
-                         seed=args.seed, width=init.width if init is not None else TrainParams().width,
-                         work_diameter_px=work_diameter_px)
-    result = train_picker(mics, params, init=init, init_threshold=init_threshold,
-                          init_calibration=(float(init_calibration[0]), float(init_calibration[1])), progress=progress)
+                         seed=args.seed)
+    result = train_picker(mics, params, start=start, progress=progress)
     bar.close()
     n_labels = sum(len(m.centres_px) for m in mics if m.centres_px is not None)
     export_model(result, args.out, version=f"spa-user-{args.out.name}", extra={

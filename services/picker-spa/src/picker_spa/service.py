@@ -30,7 +30,7 @@ from gridpilot.storage import ObjectStore, keys
 
 from .decoding import threshold_for_count, threshold_for_precision
 from .formats import read_coordinates
-from .model import DEFAULT_MODEL_DIR, PickerModel, work_diameter_of
+from .model import DEFAULT_MODEL_DIR, PickerModel
 from .picking import pick_micrograph
 from .train import META_NAME, ONNX_NAME, WEIGHTS_NAME, TrainMicrograph, TrainParams, TrainResult
 
@@ -181,18 +181,12 @@ async def run_train_job(job: TrainSpaJob, store: ObjectStore, models: ModelCache
         seen = sorted({round(v, 3) for v in sizes.values()} | {job.pixel_size_a})
         raise InvalidInput(f"mixed pixel sizes: the job says {job.pixel_size_a} Å but {len(off)} micrograph(s) "
                            f"say otherwise (seen: {seen} Å), e.g. {next(iter(off))}", field="pixel_size_a")
-    init = init_threshold = None
-    init_calibration = (1.0, 0.0)
-    work_diameter_px = TrainParams().work_diameter_px
+    base = None
     if job.base_model != SCRATCH:
-        from .train import load_torch
+        from .train import load_start
 
         folder = DEFAULT_MODEL_DIR if job.base_model is None else await models.fetch(store, job.base_model)
-        init, meta_init = await asyncio.to_thread(load_torch, folder)
-        init_threshold = float(meta_init["threshold"])
-        a, b = meta_init.get("calibration", (1.0, 0.0))
-        init_calibration = (float(a), float(b))
-        work_diameter_px = work_diameter_of(meta_init)
+        base = await asyncio.to_thread(load_start, folder)
     version = job.job_id
     progress_key = keys.model_key(MODEL_KIND, version, _PROGRESS_NAME)
     loop = asyncio.get_running_loop()
@@ -208,11 +202,8 @@ async def run_train_job(job: TrainSpaJob, store: ObjectStore, models: ModelCache
     from .train import train_picker
 
     params = TrainParams(epochs=job.epochs, steps_per_epoch=job.steps_per_epoch, expected_count=job.expected_count,
-                         seed=job.seed, width=init.width if init is not None else TrainParams().width,
-                         work_diameter_px=work_diameter_px)
-    result: TrainResult = await asyncio.to_thread(train_picker, mics, params, init=init,
-                                                  init_threshold=init_threshold, init_calibration=init_calibration,
-                                                  progress=progress)
+                         seed=job.seed)
+    result: TrainResult = await asyncio.to_thread(train_picker, mics, params, start=base, progress=progress)
     n_labels = sum(len(m.centres_px) for m in mics if m.centres_px is not None)
     await _publish(store, result, version, {
         "trained_on": f"{len(mics)} micrographs, {n_labels} labelled particles", "job_id": job.job_id,

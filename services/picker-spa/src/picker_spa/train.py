@@ -22,7 +22,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,7 +39,8 @@ from .picking import pick_micrograph
 from .risk import blind_spot_batch, masked_mse, nn_pu_risk
 from .scaling import WORK_DIAMETER_PX, WorkScale
 
-__all__ = ["TrainMicrograph", "TrainParams", "TrainResult", "export_model", "torch_runner", "train_picker"]
+__all__ = ["StartingModel", "TrainMicrograph", "TrainParams", "TrainResult", "export_model", "load_start", "torch_runner",
+           "train_picker"]
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,28 @@ class TrainResult:
     validation: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     calibration: tuple[float, float] = (1.0, 0.0)
+
+
+@dataclass(frozen=True, eq=False)
+class StartingModel:
+    """A model folder to fine-tune: its network, and what a fine-tuning starts from or keeps.
+
+    ``threshold`` estimates the particle count, ``calibration`` is kept when there is no
+    validation set; the width and the working diameter cannot change in a fine-tuning."""
+
+    net: PickerNet
+    threshold: float
+    calibration: tuple[float, float]
+    work_diameter_px: float
+
+
+def load_start(model_dir: str | Path) -> StartingModel:
+    """The :class:`StartingModel` of a model folder (``picker.json`` + weights)."""
+    from .model import work_diameter_of
+
+    net, meta = load_torch(model_dir)
+    a, b = meta.get("calibration", (1.0, 0.0))
+    return StartingModel(net, float(meta["threshold"]), (float(a), float(b)), work_diameter_of(meta))
 
 
 def torch_runner(net: PickerNet, calibration: tuple[float, float] = (1.0, 0.0)) -> Callable[[F32], tuple[F32, F32]]:
@@ -250,14 +273,13 @@ def _window(a: F32 | None, r0: int, c0: int, size: int) -> F32:
 
 
 def _estimate_count(micrographs: Sequence[TrainMicrograph], params: TrainParams,
-                    init: PickerNet | None, init_threshold: float | None,
-                    calibration: tuple[float, float]) -> float:
+                    start: StartingModel | None) -> float:
     if params.expected_count is not None:
         return float(params.expected_count)
-    if init is not None and init_threshold is not None:
-        runner = torch_runner(init, calibration)
+    if start is not None:
+        runner = torch_runner(start.net, start.calibration)
         counts = [len(pick_micrograph(m.image, runner, diameter_px=m.diameter_px,
-                                      work_diameter_px=params.work_diameter_px)[0].above(init_threshold))
+                                      work_diameter_px=start.work_diameter_px)[0].above(start.threshold))
                   for m in micrographs[:8]]
         labelled = max((len(m.centres_px) for m in micrographs if m.centres_px is not None), default=0)
         return max(float(np.mean(counts)), float(labelled), 1.0)
@@ -270,18 +292,17 @@ def _estimate_count(micrographs: Sequence[TrainMicrograph], params: TrainParams,
 
 
 def train_picker(micrographs: Sequence[TrainMicrograph], params: TrainParams = TrainParams(), *,
-                 init: PickerNet | None = None, init_threshold: float | None = None,
-                 init_calibration: tuple[float, float] = (1.0, 0.0),
+                 start: StartingModel | None = None,
                  validation: Sequence[TrainMicrograph] = (),
                  progress: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
-    """Train the joint network on ``micrographs`` (fine-tune ``init`` when given).
+    """Train the joint network on ``micrographs`` (fine-tune ``start`` when given).
 
     Args:
         micrographs: Micrographs with their labelled centres (``None``: unlabelled, not negative).
-        params: The budget and the prior.
-        init: A network to start from (the shipped pre-trained model), else a fresh one.
-        init_threshold: ``init``'s score threshold, to estimate the particle count with it.
-        init_calibration: ``init``'s logit calibration (kept when there is no validation set).
+        params: The budget and the prior (with ``start``, its width and working diameter are
+            the starting model's).
+        start: A model to start from (:func:`load_start`; the shipped pre-trained model), else
+            a fresh network.
         validation: Micrographs whose ``centres_px`` are *all* their particles: precision, recall
             and AUPRC are measured on them after training.
         progress: Called after each epoch with (epoch, figures).
@@ -290,20 +311,22 @@ def train_picker(micrographs: Sequence[TrainMicrograph], params: TrainParams = T
         InvalidInput: No labels, labels outside a micrograph, a diameter larger than a micrograph.
     """
     _check(micrographs)
-    start = time.perf_counter()
+    if start is not None:
+        params = replace(params, width=start.net.width, work_diameter_px=start.work_diameter_px)
+    t0 = time.perf_counter()
     torch.manual_seed(params.seed)
     rng = np.random.default_rng(params.seed)
     gen = torch.Generator().manual_seed(params.seed)
     items = [_to_work(m, params.work_diameter_px) for m in micrographs]
-    expected = _estimate_count(micrographs, params, init, init_threshold, init_calibration)
+    expected = _estimate_count(micrographs, params, start)
     area = float(np.mean([w.image.size for w in items]))
     prior = float(np.clip(expected * math.pi * POSITIVE_RADIUS_PX**2 / area, 1e-4, _MAX_PRIOR))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     net = PickerNet(params.width)
-    if init is not None:
-        net.load_state_dict(init.state_dict())
+    if start is not None:
+        net.load_state_dict(start.net.state_dict())
     net.to(device)
-    lr = params.lr / 5 if init is not None else params.lr
+    lr = params.lr / 5 if start is not None else params.lr
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     total = params.epochs * params.steps_per_epoch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(total, 1), pct_start=0.15)
@@ -339,9 +362,10 @@ def train_picker(micrographs: Sequence[TrainMicrograph], params: TrainParams = T
         if progress is not None:
             progress(epoch + 1, row)
     net.cpu().eval()
-    calibration, threshold, figures = calibrate(net, micrographs, validation, expected, init_calibration,
+    calibration, threshold, figures = calibrate(net, micrographs, validation, expected,
+                                                start.calibration if start is not None else (1.0, 0.0),
                                                 work_diameter_px=params.work_diameter_px)
-    return TrainResult(net, params, prior, expected, threshold, curve, figures, time.perf_counter() - start,
+    return TrainResult(net, params, prior, expected, threshold, curve, figures, time.perf_counter() - t0,
                        calibration)
 
 
