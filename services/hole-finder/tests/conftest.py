@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from hole_finder.model import HoleModel
 from hole_finder.twin_data import TwinSample, square_sample
 
 
@@ -30,3 +31,9 @@ def carbon_square() -> TwinSample:
     """A 384² high-contrast carbon R2/1 square crop at the square images' real pixel size."""
     return square_sample(seed=1_500_007, combo=("carbon", "R2/1"), contrast="high", shape=(384, 384),
                          radius_px=7.0, offset_frac=0.2)
+
+
+@pytest.fixture(scope="session")
+def hole_model() -> HoleModel:
+    """The shipped detector, one thread."""
+    return HoleModel(threads=1)

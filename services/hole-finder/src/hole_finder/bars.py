@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from .ice import _gather, _quantise
 
-__all__ = ["bar_level", "cut_by_bars"]
+__all__ = ["bar_level", "cut_by_bars", "sector_means"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -43,7 +43,7 @@ _DARK_PERCENTILE: Final[float] = 1.0
 #: A sector darker than bar + this × (film − bar) lies (half) on metal.
 _CUT_FRACTION: Final[float] = 0.5
 #: … and darker than this fraction of the brightest sector of the same ring.
-_ASYMMETRY: Final[float] = 0.5
+_ASYMMETRY: Final[float] = 0.4
 
 
 def bar_level(image: npt.NDArray[np.floating], *, film_level: float) -> float | None:
@@ -64,17 +64,47 @@ def bar_level(image: npt.NDArray[np.floating], *, film_level: float) -> float | 
 
 
 @functools.lru_cache(maxsize=256)
-def _sector_stencil(radius: float) -> tuple[tuple[I64, I64], I64]:
-    half = math.ceil(_RING[1] * radius)
+def _sector_stencil(radius: float, ring: tuple[float, float] = _RING) -> tuple[tuple[I64, I64], I64]:
+    half = math.ceil(ring[1] * radius)
     dy, dx = np.mgrid[-half : half + 1, -half : half + 1]
     d = np.hypot(dx, dy) / max(radius, 1e-6)
-    keep = (d >= _RING[0]) & (d <= _RING[1])
+    keep = (d >= ring[0]) & (d <= ring[1])
     sector = ((np.arctan2(dy, dx)[keep] + math.pi) / (2 * math.pi) * _SECTORS).astype(np.int64) % _SECTORS
     order = np.argsort(sector, kind="stable")
     out = (dy[keep][order].astype(np.int64), dx[keep][order].astype(np.int64)), sector[order]
     for a in (*out[0], out[1]):
         a.flags.writeable = False
     return out
+
+
+def sector_means(image: npt.NDArray[np.floating], x: F64, y: F64, radius: F64,
+                 ring: tuple[float, float] = _RING) -> F64:
+    """(N, 8) mean intensity of the eight sectors of a ring (in radii) around each centre.
+
+    Pixels outside the image count as neither metal nor open: a sector wholly outside is NaN.
+    """
+    n = len(x)
+    means = np.full((n, _SECTORS), np.nan)
+    if n == 0:
+        return means
+    img = np.ascontiguousarray(image, dtype=np.float32)
+    h, w = img.shape
+    groups = _quantise(radius)
+    cx = np.clip(np.rint(np.asarray(x, np.float64)), -w, 2 * w).astype(np.int64)
+    cy = np.clip(np.rint(np.asarray(y, np.float64)), -h, 2 * h).astype(np.int64)
+    for r in np.unique(groups):
+        k = np.flatnonzero(groups == r)
+        offsets, sector = _sector_stencil(float(r), ring)
+        if sector.size == 0:  # a sub-pixel radius: no ring to read
+            continue
+        vals = _gather(img, cy[k], cx[k], offsets)
+        starts = np.flatnonzero(np.r_[True, np.diff(sector) > 0])
+        valid = ~np.isnan(vals)
+        sums = np.add.reduceat(np.where(valid, vals, 0.0), starts, axis=1)
+        counts = np.add.reduceat(valid, starts, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means[k[:, None], sector[starts][None]] = np.where(counts > 0, sums / counts, np.nan)
+    return means
 
 
 def cut_by_bars(image: npt.NDArray[np.floating], x: F64, y: F64, radius: F64, level: float | None) -> npt.NDArray[np.bool_]:
@@ -90,30 +120,11 @@ def cut_by_bars(image: npt.NDArray[np.floating], x: F64, y: F64, radius: F64, le
     -------
     (N,) bool. Pixels outside the image count as neither metal nor open.
     """
-    n = len(x)
-    cut = np.zeros(n, bool)
-    if level is None or n == 0:
-        return cut
-    img = np.ascontiguousarray(image, dtype=np.float32)
-    h, w = img.shape
-    groups = _quantise(radius)
-    cx = np.clip(np.rint(np.asarray(x, np.float64)), -w, 2 * w).astype(np.int64)
-    cy = np.clip(np.rint(np.asarray(y, np.float64)), -h, 2 * h).astype(np.int64)
-    for r in np.unique(groups):
-        k = np.flatnonzero(groups == r)
-        offsets, sector = _sector_stencil(float(r))
-        if sector.size == 0:  # a sub-pixel radius: no ring to read
-            continue
-        vals = _gather(img, cy[k], cx[k], offsets)
-        starts = np.flatnonzero(np.r_[True, np.diff(sector) > 0])
-        valid = ~np.isnan(vals)
-        sums = np.add.reduceat(np.where(valid, vals, 0.0), starts, axis=1)
-        counts = np.add.reduceat(valid, starts, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = sums / counts
-        means = np.where(counts > 0, means, np.nan)
-        lo, hi = np.nanmin(means, axis=1, initial=np.inf), np.nanmax(means, axis=1, initial=-np.inf)
-        # Metal has a hard edge: one side of the hole dark, the other bright. The meniscus of
-        # thick ice beside a bar darkens a hole as much, but evenly across it.
-        cut[k] = (lo < level) & (lo < _ASYMMETRY * hi)
+    if level is None or len(x) == 0:
+        return np.zeros(len(x), bool)
+    means = sector_means(image, x, y, radius)
+    lo, hi = np.nanmin(means, axis=1, initial=np.inf), np.nanmax(means, axis=1, initial=-np.inf)
+    # Metal has a hard edge: one side of the hole dark, the other bright. The meniscus of
+    # thick ice beside a bar darkens a hole as much, but evenly across it.
+    cut: npt.NDArray[np.bool_] = (lo < level) & (lo < _ASYMMETRY * hi)
     return cut

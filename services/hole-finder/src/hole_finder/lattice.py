@@ -30,7 +30,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.spatial import Delaunay, QhullError, cKDTree
 
-__all__ = ["Lattice", "LatticeResult", "empty_sites", "fit_lattice"]
+__all__ = ["INLIER_TOLERANCE", "Lattice", "LatticeResult", "agree", "empty_sites", "fit_lattice", "on_lattice", "refine_lattice",
+           "snap_to_sites"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -113,7 +114,9 @@ def _initial(pts: F64) -> tuple[float, float] | str:
     return float(np.median(length[step])), float(np.angle(z) / 4)
 
 
-def _refine(pts: F64, lat: Lattice, tol_px: float) -> tuple[Lattice, npt.NDArray[np.bool_], I64, I64]:
+def refine_lattice(pts: F64, lat: Lattice, tol_px: float) -> tuple[Lattice, npt.NDArray[np.bool_], I64, I64]:
+    """Least-squares origin and basis on the points within ``tol_px`` of their site, grown from the
+    initial lattice's origin outwards; the lattice, the inliers and every point's site (i, j)."""
     previous = -1
     for _ in range(_REFINE_ITERATIONS):
         i, j, res = lat.index(pts[:, 0], pts[:, 1])
@@ -164,12 +167,41 @@ def fit_lattice(x: F64, y: F64, *, min_holes: int = 12) -> LatticeResult:
     centre = pts[np.argmin(np.linalg.norm(pts - np.median(pts, axis=0), axis=1))]
     lat = Lattice(origin=centre, a=pitch * np.array([math.cos(phi), math.sin(phi)]),
                   b=pitch * np.array([-math.sin(phi), math.cos(phi)]))
-    lat, inl, i, j = _refine(pts, lat, INLIER_TOLERANCE * pitch)
+    lat, inl, i, j = refine_lattice(pts, lat, INLIER_TOLERANCE * pitch)
     frac = float(inl.mean())
     if frac < _MIN_INLIER_FRACTION:
         return _fallback(n, f"only {frac:.0%} of the holes lie on the best lattice: not used")
     # Canonical basis: a points right (x > 0) and b is a turned 90° counter-clockwise.
     return LatticeResult(lat, f"square lattice fitted to {int(inl.sum())} of {n} holes", inl, i, j)
+
+
+def on_lattice(lat: Lattice, x: F64, y: F64, reason: str) -> LatticeResult:
+    """A lattice found elsewhere (:mod:`hole_finder.periodic`) and each centre's place on it."""
+    i, j, res = lat.index(np.asarray(x, np.float64), np.asarray(y, np.float64))
+    return LatticeResult(lat, reason, res < INLIER_TOLERANCE * lat.pitch_px, i, j)
+
+
+def snap_to_sites(x: F64, y: F64, radius: F64, fit: LatticeResult, *, fraction: float) -> tuple[F64, F64]:
+    """Centres with the inliers further than ``fraction`` of their radius from their site moved onto it.
+
+    ``x, y, radius`` are the centres ``fit`` was made of, in its order.
+
+    >>> lat = Lattice(origin=np.zeros(2), a=np.array([30.0, 0.0]), b=np.array([0.0, 30.0]))
+    >>> fit = on_lattice(lat, np.array([31.0, 64.0]), np.array([0.5, 30.0]), "planted")
+    >>> [v.tolist() for v in snap_to_sites(np.array([31.0, 64.0]), np.array([0.5, 30.0]), np.array([8.0, 8.0]), fit,
+    ...                                     fraction=0.35)]
+    [[31.0, 60.0], [0.5, 30.0]]
+    """
+    assert fit.lattice is not None
+    sx, sy = fit.lattice.position(fit.i, fit.j)
+    far = fit.inlier & (np.hypot(x - sx, y - sy) > fraction * radius)
+    return np.where(far, sx, x), np.where(far, sy, y)
+
+
+def agree(a: Lattice, b: Lattice, *, pitch_tolerance: float = 0.03, angle_tolerance_deg: float = 2.0) -> bool:
+    """Whether two lattices have the same pitch and rotation (their origins may differ)."""
+    turn = abs((a.rotation_deg - b.rotation_deg + 45.0) % 90.0 - 45.0)
+    return abs(a.pitch_px / b.pitch_px - 1) <= pitch_tolerance and turn <= angle_tolerance_deg
 
 
 def empty_sites(result: LatticeResult, shape: tuple[int, int], *, margin_px: float,
