@@ -284,7 +284,13 @@ def _free_sites(fit: LatticeResult, periodic: ImageLattice | str, shape: tuple[i
     taken = set(zip(fit.i[fit.inlier].tolist(), fit.j[fit.inlier].tolist(), strict=True))
     taken |= set(zip(ei.tolist(), ej.tolist(), strict=True))
     new = np.array([(a, b) not in taken for a, b in zip(i.tolist(), j.tolist(), strict=True)], bool)
-    return np.concatenate([sx, fx[new]]) if new.size else sx, np.concatenate([sy, fy[new]]) if new.size else sy
+    return np.concatenate([sx, fx[new]]), np.concatenate([sy, fy[new]])
+
+
+def _put(a: F64, at: npt.NDArray[np.intp], values: F64) -> F64:
+    out = a.copy()
+    out[at] = values
+    return out
 
 
 def _apply_lattice(img: npt.NDArray[np.float32], pred: RawPrediction, lb: Letterbox, x: F64, y: F64, r: F64,
@@ -299,6 +305,7 @@ def _apply_lattice(img: npt.NDArray[np.float32], pred: RawPrediction, lb: Letter
     and the completion's tests of the free sites (``None`` without a lattice).
     """
     target = labels != "contaminant"
+    raw_x, raw_y = x, y
     fit = fit_lattice(x[target], y[target], min_holes=params.min_lattice_holes)
     periodic = image_lattice(img, radius_px=radius_px)
     none_added = np.zeros(len(x), bool)
@@ -318,19 +325,24 @@ def _apply_lattice(img: npt.NDArray[np.float32], pred: RawPrediction, lb: Letter
         periodic = "the image's periodicity disagrees with the detections' lattice: not used"
     lat = fit.lattice
     assert lat is not None
+    idx = np.flatnonzero(target)  # the detections the fit was made of, in its order
     keep = np.ones(len(x), bool)
-    keep[np.flatnonzero(target)[~fit.inlier]] = False
+    keep[idx[~fit.inlier]] = False
     dropped = int((~keep).sum())
-    idx = np.flatnonzero(target)
     x, y = x.copy(), y.copy()
     x[idx], y[idx] = snap_to_sites(x[idx], y[idx], r[idx], fit, fraction=SNAP_FRACTION)
-    inlier_r = r[target][fit.inlier]
+    moved = np.flatnonzero((x != raw_x) | (y != raw_y))
+    if moved.size:  # measure the moved holes where they now are
+        again = hole_intensities(img, x[moved], y[moved], r[moved])
+        stats = HoleIntensities(*(_put(getattr(stats, f), moved, getattr(again, f))
+                                  for f in ("mean", "median", "background")))
+    inlier_r = r[idx][fit.inlier]
     r_hole = float(np.median(inlier_r)) if inlier_r.size else radius_px
     # A hole the bar half covers is detected by its visible part, off its site and smaller; the
     # bar test of the raw detection misses it, that of its site at the lattice's radius does not.
     site_x, site_y = lat.position(fit.i, fit.j)
     cut = fit.inlier & cut_by_bars(img, site_x, site_y, np.full(len(site_x), r_hole), level)
-    keep[np.flatnonzero(target)[cut]] = False
+    keep[idx[cut]] = False
     sx, sy = _free_sites(fit, periodic, img.shape, r_hole)
     occupied = np.zeros(len(sx), bool)
     if len(sx) and (~target).any():  # a contaminant sitting on a site occupies it
