@@ -35,7 +35,7 @@ from .preprocessing import normalise
 from .twin_data import TwinSample, load_sample, save_sample, twin_sample
 
 __all__ = ["BACKGROUND", "CLASSIFIER_CHANNELS", "CLASSIFIER_NOISE_DOSE", "CLASSIFIER_PIXEL_UM", "CLASSIFIER_SKIP",
-           "MAX_PER_CLASS", "CropBank", "augment_crops", "crop_bank", "jitter_boxes", "load_or_render"]
+           "CONTRAST_JITTER", "MAX_PER_CLASS", "CropBank", "augment_crops", "crop_bank", "jitter_boxes", "load_or_render"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -72,6 +72,12 @@ _TEXTURE_PERIOD_PX: Final[tuple[float, float]] = (2.0, 14.0)
 _TEXTURE_AMPLITUDE: Final[tuple[float, float]] = (0.03, 0.3)
 
 
+#: Attenuation lengths (nm) of the classifier's contrast randomisation (``--cls-contrast-jitter``),
+#: around the twin's atlas imaging (ice 350, carbon 50, gold 25).
+CONTRAST_JITTER: Final[dict[str, tuple[float, float]]] = {
+    "ice_mfp_nm": (250.0, 450.0), "carbon_mfp_nm": (25.0, 90.0), "gold_mfp_nm": (12.0, 40.0)}
+
+
 @dataclass(frozen=True)
 class CropBank:
     """Crops (N, C, S, S) float16 (C: intensity, detail), their classes (N,; 7 = background),
@@ -82,15 +88,26 @@ class CropBank:
     deltas: F32
 
 
-def load_or_render(seed: int, n: int, cache: Path | None, render_px: int) -> TwinSample:
-    """Item ``n`` of the classifier's twin set (pixel size log-uniform in :data:`CLASSIFIER_PIXEL_UM`)."""
-    path = cache / f"twin_cls_{seed}_{n:05d}_{render_px}.npz" if cache else None
+def load_or_render(seed: int, n: int, cache: Path | None, render_px: int, contrast_jitter: bool = False) -> TwinSample:
+    """Item ``n`` of the classifier's twin set (pixel size log-uniform in :data:`CLASSIFIER_PIXEL_UM`).
+
+    ``contrast_jitter`` draws the materials' attenuation lengths from :data:`CONTRAST_JITTER`
+    instead of the twin's atlas defaults (what an objective aperture and a camera make of carbon,
+    gold and ice differs between microscopes).
+    """
+    tag = "_cj" if contrast_jitter else ""
+    path = cache / f"twin_cls_{seed}_{n:05d}_{render_px}{tag}.npz" if cache else None
     if path is not None and path.is_file():
         return load_sample(path)
     rng = np.random.default_rng([seed, n, 5])
     lo, hi = CLASSIFIER_PIXEL_UM
     px = float(np.exp(rng.uniform(math.log(lo), math.log(hi))))
-    s = twin_sample(seed, n, shape=(render_px, render_px), pixel_size_um=px)
+    contrast = None
+    if contrast_jitter:
+        from gridpilot_sim import ContrastParams
+
+        contrast = ContrastParams(**{k: float(rng.uniform(*v)) for k, v in CONTRAST_JITTER.items()})
+    s = twin_sample(seed, n, shape=(render_px, render_px), pixel_size_um=px, contrast=contrast)
     if path is not None:
         save_sample(s, path)
     return s

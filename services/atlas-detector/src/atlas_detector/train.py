@@ -105,6 +105,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
                         help="shot-noise dose range of the classifier's crops, counts per unit intensity")
     parser.add_argument("--cls-per-class", type=int, default=MAX_PER_CLASS,
                         help=f"squares of one class cut from one randomised copy, at most (default {MAX_PER_CLASS})")
+    parser.add_argument("--cls-contrast-jitter", action="store_true",
+                        help="render the classifier's atlases with randomised attenuation lengths (crop_data.CONTRAST_JITTER)")
     parser.add_argument("--cls-steps", type=int, default=3000, help="classifier optimiser steps (default 3000)")
     parser.add_argument("--cls-batch", type=int, default=128, help="crops per classifier step (default 128)")
     parser.add_argument("--cls-width", type=int, default=8, help="classifier width (default 8)")
@@ -327,9 +329,10 @@ def _main_classifier(args: argparse.Namespace, out: Path) -> int:
     if args.jobs > 1:
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
             samples = list(pool.map(load_or_render, repeat(args.cls_seed), items, repeat(args.cache),
-                                    repeat(args.cls_render_px), chunksize=4))
+                                    repeat(args.cls_render_px), repeat(args.cls_contrast_jitter), chunksize=4))
     else:
-        samples = [load_or_render(args.cls_seed, n, args.cache, args.cls_render_px) for n in items]
+        samples = [load_or_render(args.cls_seed, n, args.cache, args.cls_render_px, args.cls_contrast_jitter)
+                   for n in items]
     bank = crop_bank(samples, np.random.default_rng([args.cls_seed, 3]), augments=args.cls_augments,
                      size=args.cls_crop_px, max_per_class=args.cls_per_class, channels=args.cls_channels,
                      skip=frozenset(k for k in args.cls_skip.split(",") if k),
@@ -344,7 +347,7 @@ def _main_classifier(args: argparse.Namespace, out: Path) -> int:
     record.update({"version": CLASSIFIER_VERSION, "train_seed": args.cls_seed, "train_items": [0, args.cls_samples - 1],
                    "render_px": args.cls_render_px, "augments": args.cls_augments,
                    "max_per_class": args.cls_per_class, "skip": sorted(k for k in args.cls_skip.split(",") if k),
-                   "noise_dose": list(args.cls_noise_dose),
+                   "noise_dose": list(args.cls_noise_dose), "contrast_jitter": args.cls_contrast_jitter,
                    "held_out_kinds": [list(k) for k in sorted(HELD_OUT_KINDS)], "render_seconds": round(render_s, 1),
                    "kinds": sorted({"/".join(map(str, s.kind)) for s in samples}),
                    "onnx_bytes": onnx_path.stat().st_size})

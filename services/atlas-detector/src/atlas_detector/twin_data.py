@@ -18,7 +18,7 @@ imports this module.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -133,7 +133,7 @@ def load_sample(path: Path) -> TwinSample:
 
 def twin_sample(seed: int, n: int, *, shape: tuple[int, int] = (512, 512), held_out: bool = False,
                 pixel_size_um: float | None = None, centre_um: tuple[float, float] | None = None,
-                tiles: tuple[int, int] | None = None) -> TwinSample:
+                tiles: tuple[int, int] | None = None, contrast: Any = None) -> TwinSample:
     """Render item ``n`` of the twin set with seed ``seed`` (see the module docstring).
 
     Parameters
@@ -144,6 +144,8 @@ def twin_sample(seed: int, n: int, *, shape: tuple[int, int] = (512, 512), held_
     pixel_size_um : fixed pixel size (default: log-uniform in :data:`NETWORK_PIXEL_UM`)
     centre_um : fixed montage centre (default: near a class-balanced square, or anywhere)
     tiles : fixed montage tiles (default: 1–3 × 1–3)
+    contrast : the materials' attenuation lengths (a ``gridpilot_sim.ContrastParams``; default:
+        the twin's atlas imaging)
     """
     from gridpilot_sim.imaging.atlas import render_atlas
     from gridpilot_sim.imaging.products import pick_square
@@ -164,8 +166,11 @@ def twin_sample(seed: int, n: int, *, shape: tuple[int, int] = (512, 512), held_
             r, phi = spec.mesh_radius_um * math.sqrt(rng.random()) * 1.1, rng.uniform(0, 2 * math.pi)
             centre_um = (r * math.cos(phi), r * math.sin(phi))
     tiles = tiles or (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    from gridpilot_sim import ATLAS_IMAGING
+
+    imaging = ATLAS_IMAGING if contrast is None else replace(ATLAS_IMAGING, contrast=contrast)
     atlas = render_atlas(world, centre_um=centre_um, shape=shape, pixel_size_um=px, tiles=tiles,
-                         stage_error_um=float(rng.uniform(0.0, 2.0)) * px)
+                         stage_error_um=float(rng.uniform(0.0, 2.0)) * px, imaging=imaging)
     truth = image_truth(world, atlas.image)
     boxes, classes, ignore = truth_boxes(truth, shape)
     return TwinSample(image=atlas.image.image, boxes=boxes, classes=classes, ignore=ignore, pixel_size_um=px,
