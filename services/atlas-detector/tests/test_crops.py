@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -128,3 +130,16 @@ def test_classify_squares_reads_the_classifier_and_clips_refined_boxes() -> None
     assert p_none[0] < 0.01 and p_none[1] < 0.01
     np.testing.assert_allclose(refined[0], [11.5, 10.0, 31.5, 30.0], atol=1e-6)
     assert refined[2, 2] == 100.0  # clipped to the atlas
+
+
+def test_contrast_jitter_changes_the_film_not_the_squares(tmp_path: Path) -> None:
+    """The classifier's contrast randomisation renders the same world and truth with other
+    attenuation lengths, and caches apart from the default renders."""
+    from atlas_detector.crop_data import CONTRAST_JITTER, load_or_render
+
+    plain = load_or_render(7, 3, tmp_path, 128)
+    jittered = load_or_render(7, 3, tmp_path, 128, contrast_jitter=True)
+    assert np.array_equal(plain.boxes, jittered.boxes) and np.array_equal(plain.classes, jittered.classes)
+    assert not np.allclose(plain.image, jittered.image)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["twin_cls_7_00003_128.npz", "twin_cls_7_00003_128_cj.npz"]
+    assert set(CONTRAST_JITTER) == {"ice_mfp_nm", "carbon_mfp_nm", "gold_mfp_nm"}
