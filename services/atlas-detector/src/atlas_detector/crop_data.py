@@ -102,11 +102,7 @@ def load_or_render(seed: int, n: int, cache: Path | None, render_px: int, contra
     rng = np.random.default_rng([seed, n, 5])
     lo, hi = CLASSIFIER_PIXEL_UM
     px = float(np.exp(rng.uniform(math.log(lo), math.log(hi))))
-    contrast = None
-    if contrast_jitter:
-        from gridpilot_sim import ContrastParams
-
-        contrast = ContrastParams(**{k: float(rng.uniform(*v)) for k, v in CONTRAST_JITTER.items()})
+    contrast = {k: float(rng.uniform(*v)) for k, v in CONTRAST_JITTER.items()} if contrast_jitter else None
     s = twin_sample(seed, n, shape=(render_px, render_px), pixel_size_um=px, contrast=contrast)
     if path is not None:
         save_sample(s, path)

@@ -133,7 +133,7 @@ def load_sample(path: Path) -> TwinSample:
 
 def twin_sample(seed: int, n: int, *, shape: tuple[int, int] = (512, 512), held_out: bool = False,
                 pixel_size_um: float | None = None, centre_um: tuple[float, float] | None = None,
-                tiles: tuple[int, int] | None = None, contrast: Any = None) -> TwinSample:
+                tiles: tuple[int, int] | None = None, contrast: dict[str, float] | None = None) -> TwinSample:
     """Render item ``n`` of the twin set with seed ``seed`` (see the module docstring).
 
     Parameters
@@ -144,8 +144,8 @@ def twin_sample(seed: int, n: int, *, shape: tuple[int, int] = (512, 512), held_
     pixel_size_um : fixed pixel size (default: log-uniform in :data:`NETWORK_PIXEL_UM`)
     centre_um : fixed montage centre (default: near a class-balanced square, or anywhere)
     tiles : fixed montage tiles (default: 1–3 × 1–3)
-    contrast : the materials' attenuation lengths (a ``gridpilot_sim.ContrastParams``; default:
-        the twin's atlas imaging)
+    contrast : the materials' attenuation lengths, nm, by ``gridpilot_sim.ContrastParams`` field
+        (``ice_mfp_nm``, ``carbon_mfp_nm``, ``gold_mfp_nm``); default: the twin's atlas imaging
     """
     from gridpilot_sim.imaging.atlas import render_atlas
     from gridpilot_sim.imaging.products import pick_square
@@ -166,9 +166,9 @@ def twin_sample(seed: int, n: int, *, shape: tuple[int, int] = (512, 512), held_
             r, phi = spec.mesh_radius_um * math.sqrt(rng.random()) * 1.1, rng.uniform(0, 2 * math.pi)
             centre_um = (r * math.cos(phi), r * math.sin(phi))
     tiles = tiles or (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
-    from gridpilot_sim import ATLAS_IMAGING
+    from gridpilot_sim import ATLAS_IMAGING, ContrastParams
 
-    imaging = ATLAS_IMAGING if contrast is None else replace(ATLAS_IMAGING, contrast=contrast)
+    imaging = ATLAS_IMAGING if contrast is None else replace(ATLAS_IMAGING, contrast=ContrastParams(**contrast))
     atlas = render_atlas(world, centre_um=centre_um, shape=shape, pixel_size_um=px, tiles=tiles,
                          stage_error_um=float(rng.uniform(0.0, 2.0)) * px, imaging=imaging)
     truth = image_truth(world, atlas.image)
