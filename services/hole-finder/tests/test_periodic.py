@@ -18,17 +18,16 @@ def _film(pitch: float, angle_deg: float, *, radius: float, film: float = 40.0, 
     rng = np.random.default_rng(seed)
     h, w = shape
     t = np.radians(angle_deg)
-    a, b = pitch * np.array([np.cos(t), np.sin(t)]), pitch * np.array([-np.sin(t), np.cos(t)])
+    basis = pitch * np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])  # columns a, b
+    yy, xx = np.mgrid[:h, :w]
+    f = np.linalg.solve(basis, np.stack([xx.ravel() - origin[0], yy.ravel() - origin[1]]))
+    dist = np.linalg.norm(basis @ (f - np.rint(f)), axis=0).reshape(shape)  # to the nearest site
+    img = np.where(dist < radius, hole, film)
     n = int(max(shape) / pitch) + 3
     i, j = np.meshgrid(np.arange(-n, n + 1), np.arange(-n, n + 1), indexing="ij")
-    cx = origin[0] + i.ravel() * a[0] + j.ravel() * b[0]
-    cy = origin[1] + i.ravel() * a[1] + j.ravel() * b[1]
+    cx, cy = (np.asarray(origin)[:, None] + basis @ np.stack([i.ravel(), j.ravel()]))
     inside = (cx > -radius) & (cy > -radius) & (cx < w + radius) & (cy < h + radius)
     cx, cy = cx[inside], cy[inside]
-    yy, xx = np.mgrid[:h, :w]
-    img = np.full(shape, film)
-    for x, y in zip(cx, cy, strict=True):
-        img[np.hypot(xx - x, yy - y) < radius] = hole
     if bar_from is not None:
         img[:, bar_from:] = 0.5  # an opaque bar
         keep = cx < bar_from - radius
