@@ -478,7 +478,7 @@ def _twin_train(micrographs: Sequence[Any]) -> list[TrainMicrograph]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Pre-train on twin micrographs (every particle labelled) and write the model folder."""
-    from .twin_data import twin_set
+    from .twin_data import COVERED_RANGE, twin_set
 
     parser = argparse.ArgumentParser(prog="python -m picker_spa.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -492,17 +492,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("bench/out/spa-twin-cache"))
     parser.add_argument("--out", type=Path, required=True, help="model folder")
     parser.add_argument("--version", default="spa-twin-1")
+    parser.add_argument("--max-covered", type=float, default=COVERED_RANGE[1],
+                        help=f"most of the field the twin's particles cover (default {COVERED_RANGE[1]})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
-    train = _twin_train(twin_set(args.seed, args.twin_count, cache=args.cache, progress=True))
-    val = _twin_train(twin_set(args.seed + 1, args.val_count, cache=args.cache, progress=True))
+    train = _twin_train(twin_set(args.seed, args.twin_count, cache=args.cache, progress=True,
+                                 max_covered=args.max_covered))
+    val = _twin_train(twin_set(args.seed + 1, args.val_count, cache=args.cache, progress=True,
+                               max_covered=args.max_covered))
     params = TrainParams(epochs=args.epochs, steps_per_epoch=args.steps, width=args.width, seed=args.seed,
                          expected_count=float(np.mean([len(m.centres_px) for m in train if m.centres_px is not None])))
     result = train_picker(train, params, validation=val)
     export_model(result, args.out, version=args.version, extra={
         "trained_on": f"{args.twin_count} twin micrographs (seed {args.seed}), all particles labelled",
-        "validated_on": f"{args.val_count} twin micrographs (seed {args.seed + 1})"})
+        "validated_on": f"{args.val_count} twin micrographs (seed {args.seed + 1})",
+        "max_covered": args.max_covered})
     logger.info("wrote %s: validation AUPRC %.3f, F1 %.3f", args.out, result.validation.get("auprc", float("nan")),
                 result.validation.get("f1", float("nan")))
     return 0
