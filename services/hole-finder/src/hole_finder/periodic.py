@@ -87,10 +87,6 @@ class ImageLattice:
     sign: int
     #: Peak power over the median power at its frequency: how clearly the lattice stands out.
     peak_ratio: float
-    #: The same for the peak's 90° partner, the second reciprocal vector.
-    partner_ratio: float
-    #: The folded cell's hole over the cell's scatter away from it.
-    fold_snr: float
     #: Band-passed, signed image on the binned grid, and the bin factor.
     band: F32
     step: int
@@ -172,7 +168,7 @@ def _subbin(power: F64, iy: int, ix: int, fy: F64, fx: F64) -> F64:
     return np.array([fx[0, ix] + sx * df_x, fy[iy, 0] + sy * df_y])
 
 
-def _reciprocal(power: F64, rr: float, width: int) -> tuple[F64, F64, float, float] | str:
+def _reciprocal(power: F64, rr: float, width: int) -> tuple[F64, F64, float] | str:
     """Two reciprocal lattice vectors (cycles/px) and the peak ratio, or why there are none.
 
     ``power`` is the half spectrum of ``numpy.fft.rfft2`` of an image ``width`` pixels wide.
@@ -219,7 +215,7 @@ def _reciprocal(power: F64, rr: float, width: int) -> tuple[F64, F64, float, flo
     if partner < MIN_PEAK_RATIO:  # speckle (lacey film) makes single peaks, not square pairs
         return (f"the spectrum's peak has no 90° partner ({partner:.0f}× the median, < {MIN_PEAK_RATIO:.0f}×): "
                 "not a square lattice")
-    return k, k2, ratio, partner
+    return k, k2, ratio
 
 
 def _rot(k: F64, deg: float) -> F64:
@@ -284,7 +280,7 @@ def image_lattice(image: npt.NDArray[np.floating], *, radius_px: float) -> Image
     found = _reciprocal(np.abs(np.fft.rfft2(masked)) ** 2, rr, x.shape[1])
     if isinstance(found, str):
         return found
-    k1, k2, ratio, partner = found
+    k1, k2, ratio = found
     basis = np.linalg.inv(np.vstack([k1, k2]))  # columns: the real-space lattice vectors a, b
     centre = np.array([x.shape[1] / 2, x.shape[0] / 2])
     origin, sign, amplitude, fold_snr = _fold(band, mask, basis, centre, rr)
@@ -303,5 +299,5 @@ def image_lattice(image: npt.NDArray[np.floating], *, radius_px: float) -> Image
     # Back to image pixels: a binned pixel (c, r) is centred on image pixel (c + ½)·step − ½.
     s = float(step)
     full = Lattice(origin=(lat.origin + 0.5) * s - 0.5, a=lat.a * s, b=lat.b * s)
-    return ImageLattice(lattice=full, sign=sign, peak_ratio=ratio, partner_ratio=partner, fold_snr=fold_snr, band=signed, step=step, amplitude=amplitude,
+    return ImageLattice(lattice=full, sign=sign, peak_ratio=ratio, band=signed, step=step, amplitude=amplitude,
                         film=film)
