@@ -119,3 +119,18 @@ def test_pick_with_a_profile_keeps_the_targets_a_density_detector_ranks_below_lo
     assert hit.all()
     assert sorted(set(np.argmin(d, axis=1).tolist())) == sorted(targets.tolist())
     assert np.all(np.diff(picks.scores) <= 0)
+
+
+def test_clusters_on_profiles_separate_kinds_that_the_embedding_alone_mixes() -> None:
+    from picker_cet.explore import adjusted_rand_index, cluster_features, kmeans
+    from picker_cet.profiles import radial_profiles
+
+    vol = _scene(6)
+    # An uninformative embedding (what a briefly trained encoder gave on the twin: ARI 0.07).
+    emb = np.random.default_rng(6).normal(size=(len(_PLACES), 64)).astype(np.float32)
+    profiles = radial_profiles(vol, _PLACES, reach_vox=4.0, shells=4)
+    features = cluster_features(emb, profiles)
+    assert features.shape == (len(_PLACES), 4)
+    assert adjusted_rand_index(_KIND, kmeans(features, 3, seed=0)) == 1.0
+    assert cluster_features(emb, profiles, components=2).shape == (len(_PLACES), 6)
+    assert adjusted_rand_index(_KIND, kmeans(emb, 3, seed=0)) < 0.3

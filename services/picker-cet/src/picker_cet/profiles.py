@@ -33,7 +33,7 @@ from gridpilot.errors import InvalidInput
 from .types import F32
 
 __all__ = ["PROFILE_HALF", "PROFILE_REACH", "PROFILE_SHELLS", "ProfileModel", "fit_profile_model", "profile_distance",
-           "profile_scores", "shell_means"]
+           "profile_scores", "radial_profiles", "shell_means"]
 
 #: Shells out to this many particle radii (the particle and the space just around it).
 PROFILE_REACH: Final[float] = 1.5
@@ -163,6 +163,15 @@ def fit_profile_model(volume: npt.NDArray[np.floating], labels_zyx: npt.NDArray[
         reference = max(float(np.quantile(loo, _REFERENCE_QUANTILE)), 1e-6)
     return ProfileModel(tuple(prof.mean(axis=0).tolist()), tuple(_spread(prof, sd_floor).tolist()), reach_vox,
                         reference)
+
+
+def radial_profiles(volume: npt.NDArray[np.floating], centres_zyx: npt.NDArray[np.floating], *,
+                    reach_vox: float, shells: int) -> npt.NDArray[np.float64]:
+    """Each centre's shell means (voxels of ``volume``, z/y/x; rounded to the voxel): (N, shells)."""
+    centres = np.asarray(centres_zyx, dtype=np.float64).reshape(-1, 3)
+    if len(centres) == 0:
+        return np.zeros((0, shells))
+    return _near(shell_means(volume, reach_vox=reach_vox, shells=shells), centres, 0)[:, 0]
 
 
 def profile_distance(model: ProfileModel, volume: npt.NDArray[np.floating], centres_zyx: npt.NDArray[np.floating],
