@@ -1,7 +1,7 @@
 """Explore a tomogram, refine a detector from a few labels, pick with it (gridpilot pick cet).
 
   gridpilot pick cet explore TOMO.mrc --out DIR [--min-diameter-a 100 --max-diameter-a 350] [--clusters 6]
-      writes DIR/exploration.npz, DIR/map.png (embeddings in 2D, coloured by cluster),
+      writes DIR/exploration.npz, DIR/map.png (the clustering features in 2D, coloured by cluster),
       DIR/gallery.png (a row of central slices per cluster) and DIR/table.csv
       (candidate, x, y, z, map_x, map_y, cluster; voxels of the tomogram)
   gridpilot pick cet refine TOMO.mrc --diameter-a D --out MODEL.onnx
