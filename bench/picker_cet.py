@@ -19,7 +19,12 @@ of the species as template, FLC with a spherical mask, a 30° angular grid, the 
 about y given; its score map is peak-picked with the picker's own 3D NMS. When pytme is absent the
 TM figures are null with the reason.
 
-JSON: f1 / precision / recall keyed "species@10", "species@50", "species@tm"; cluster_ari;
+JSON: f1 / precision / recall keyed "species@10", "species@50", "species@tm" (and "@10fixed": the
+service's default threshold, untuned; "@10det": the same detector ranking by its own logits, the
+previous release; "@10rel": a threshold relative to the labels' own scores); f1_tuning: the same on
+the tuning seeds at the threshold chosen there (optimistic by construction); cluster_ari
+(cluster_ari_embedding_only: k-means on the SimSiam embeddings alone, the previous release;
+cluster_ari_tuning*: the same on the tuning seeds; explore's seconds are over all seeds);
 time_s by step (explore, refine, pick, tm; seconds per tomogram, pick and tm per species);
 seeds; the machine's load.
 """
@@ -33,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +58,7 @@ from gridpilot.detection.onnx import OnnxModel
 from gridpilot_sim.tomo import CellSpec, build_cell, reconstruct_wbp, simulate_tilt_series
 from gridpilot_sim.tomo.tiltseries import TiltSeriesSpec
 from gridpilot_sim.world.density import cached_density_map
-from picker_cet.explore import ExploreParams, adjusted_rand_index
+from picker_cet.explore import ExploreParams, adjusted_rand_index, kmeans
 from picker_cet.nms import find_peaks_3d
 from picker_cet.pipeline import (
     WORKING_VOXEL_A,
@@ -68,8 +74,11 @@ TUNING_SEEDS = (101,)
 HELD_OUT_SEEDS = (201,)
 SPECIES = (("ribosome", 90), ("apoferritin", 90), ("spliceosome", 70))
 LABELS = (10, 50)
-# Detector scores are sigmoids of logits that pass 20 once trained: the grid runs on up to 1 − 1e-8.
-THRESHOLDS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1 - 1e-4, 1 - 1e-5, 1 - 1e-6,
+# The picker's scores (the labels' radial-profile score, ½ at the shipped threshold).
+THRESHOLDS = (0.01, 0.03, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)
+# The detector alone ("species@Ndet", the previous release's scores, same network): sigmoids of
+# logits that pass 20 once trained, so the grid runs on up to 1 − 1e-8.
+DETECTOR_THRESHOLDS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1 - 1e-4, 1 - 1e-5, 1 - 1e-6,
               1 - 1e-7, 1 - 1e-8)
 # Template matching's FLC scores (same number of levels, chosen on the tuning seeds the same way).
 TM_THRESHOLDS = (0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.11, 0.12, 0.14, 0.16, 0.18, 0.2, 0.25, 0.3, 0.4)
@@ -78,6 +87,8 @@ TM_THRESHOLDS = (0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.11, 0.12, 0.14, 0.16, 0.18
 # to any detector, whatever the scale its training gave its logits).
 LABEL_OFFSETS = (-12.0, -10.0, -8.0, -7.0, -6.0, -5.0, -4.0, -3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 1.0)
 _PICK_FLOOR = 1e-6
+# The threshold the service applies by default (PickCetJob.threshold): "species@Nfixed", untuned.
+_SHIPPED_THRESHOLD = 0.5
 DEFAULT_PYTME = Path("/tmp/cet-pytme-venv/bin/match_template")
 
 
@@ -98,6 +109,21 @@ def _tomogram(seed: int, quick: bool, shape_xyz: tuple[int, int, int] = (512, 51
     cell = build_cell(spec)
     tomo = reconstruct_wbp(simulate_tilt_series(cell, ts_spec, seed=seed))
     return tomo, cell.truth(), time.perf_counter() - t
+
+
+def _without_profile(model: OnnxModel, work: Path) -> OnnxModel:
+    """The same detector without its labels' profile: it picks by its own logits (the previous release)."""
+    import onnx
+
+    m = onnx.load(str(model.path))
+    keep = [(p.key, p.value) for p in m.metadata_props if p.key != "profile"]
+    del m.metadata_props[:]
+    for k, v in keep:
+        entry = m.metadata_props.add()
+        entry.key, entry.value = k, v
+    path = work / "detector_only.onnx"
+    onnx.save(m, str(path))
+    return OnnxModel(path, threads=1)
 
 
 def _truth(truth: dict[str, Any], species: str) -> npt.NDArray[np.float64]:
@@ -207,11 +233,13 @@ def main(argv: list[str] | None = None) -> int:
     # Per (method key) → per seed set → (tp, picks, truths) at each threshold.
     counts: dict[str, dict[str, np.ndarray]] = {}
     aris: list[tuple[float, float]] = []
+    aris_embedding: list[tuple[float, float]] = []
+    aris_tuning: list[tuple[tuple[float, float], tuple[float, float]]] = []
     used_labels: dict[str, int] = {}
     counts_true: dict[str, int] = {}
 
     def add(key: str, split: str, thr_counts: list[tuple[int, int, int]]) -> None:
-        counts.setdefault(key, {}).setdefault(split, np.zeros((len(THRESHOLDS), 3)))
+        counts.setdefault(key, {}).setdefault(split, np.zeros((len(thr_counts), 3)))
         counts[key][split] += np.asarray(thr_counts, dtype=float)
 
     seeds = [("tuning", s) for s in TUNING_SEEDS] + [("held_out", s) for s in HELD_OUT_SEEDS]
@@ -219,11 +247,17 @@ def main(argv: list[str] | None = None) -> int:
         tomo, truth, sim_s = _tomogram(seed, quick, tuple(args.shape))
         times["simulate"].append(sim_s)
         shape = tomo.shape
+        t = time.perf_counter()
+        expl = explore_tomogram(tomo, voxel_size_a=10.0, params=explore_p)
+        times["explore"].append(time.perf_counter() - t)
+        # The previous release's clusters: k-means on the SimSiam embeddings alone, same exploration.
+        both = (_cluster_ari(expl, truth), _cluster_ari(replace(expl, clusters=kmeans(
+            expl.embeddings, explore_p.clusters, seed=explore_p.seed)), truth))
         if split == "held_out":
-            t = time.perf_counter()
-            expl = explore_tomogram(tomo, voxel_size_a=10.0, params=explore_p)
-            times["explore"].append(time.perf_counter() - t)
-            aris.append(_cluster_ari(expl, truth))
+            aris.append(both[0])
+            aris_embedding.append(both[1])
+        else:
+            aris_tuning.append(both)
         rng = np.random.default_rng([seed, 12])
         for sp in species:
             true = _truth(truth, sp)
@@ -244,8 +278,13 @@ def main(argv: list[str] | None = None) -> int:
                     t = time.perf_counter()
                     picks = pick_tomogram(tomo, model, voxel_size_a=10.0, threshold=_PICK_FLOOR)
                     times["pick"].append(time.perf_counter() - t)
+                    det = pick_tomogram(tomo, _without_profile(model, Path(d)), voxel_size_a=10.0, threshold=_PICK_FLOOR)
                 add(f"{sp}@{n}", split, [score_picks(picks.centres_zyx[picks.scores > th], true, radius_vox=radius,
                                                      shape=shape) for th in THRESHOLDS])
+                add(f"{sp}@{n}fixed", split, [score_picks(picks.centres_zyx[picks.scores > _SHIPPED_THRESHOLD], true,
+                                                          radius_vox=radius, shape=shape)])
+                add(f"{sp}@{n}det", split, [score_picks(det.centres_zyx[det.scores > th], true, radius_vox=radius,
+                                                        shape=shape) for th in DETECTOR_THRESHOLDS])
                 logit = _logits(picks.scores)
                 ref = _label_logit(picks.centres_zyx, logit, chosen, radius)
                 add(f"{sp}@{n}rel", split, [score_picks(picks.centres_zyx[logit > ref + off], true, radius_vox=radius,
@@ -267,13 +306,18 @@ def main(argv: list[str] | None = None) -> int:
     prec: dict[str, float | None] = {}
     rec: dict[str, float | None] = {}
     chosen_thr: dict[str, float] = {}
+    f1_tuning: dict[str, float] = {}
     for key, by_split in counts.items():
         tune = by_split.get("tuning")
         held = by_split["held_out"]
         best = int(np.argmax([_prf(*map(int, row))[2] for row in tune])) if tune is not None else 0
         p, r, f = _prf(*map(int, held[best]))
         f1[key], prec[key], rec[key] = round(f, 3), round(p, 3), round(r, 3)
-        grid = TM_THRESHOLDS if key.endswith("@tm") else LABEL_OFFSETS if key.endswith("rel") else THRESHOLDS
+        if tune is not None:
+            f1_tuning[key] = round(_prf(*map(int, tune[best]))[2], 3)
+        grid = (TM_THRESHOLDS if key.endswith("@tm") else LABEL_OFFSETS if key.endswith("rel")
+                else DETECTOR_THRESHOLDS if key.endswith("det") else (_SHIPPED_THRESHOLD,) if key.endswith("fixed")
+                else THRESHOLDS)
         chosen_thr[key] = float(grid[best])
     for sp in species:
         if f"{sp}@tm" not in f1:
@@ -283,9 +327,13 @@ def main(argv: list[str] | None = None) -> int:
         return round(float(np.median(v)), 2) if v else None
 
     out: dict[str, Any] = {
-        "f1": f1, "precision": prec, "recall": rec, "threshold": chosen_thr,
+        "f1": f1, "f1_tuning": f1_tuning, "precision": prec, "recall": rec, "threshold": chosen_thr,
         "cluster_ari": round(float(np.mean([a[0] for a in aris])), 3) if aris else None,
         "cluster_ari_with_other": round(float(np.mean([a[1] for a in aris])), 3) if aris else None,
+        "cluster_ari_embedding_only": round(float(np.mean([a[0] for a in aris_embedding])), 3) if aris else None,
+        "cluster_ari_tuning": round(float(np.mean([a[0][0] for a in aris_tuning])), 3) if aris_tuning else None,
+        "cluster_ari_tuning_embedding_only": (round(float(np.mean([a[1][0] for a in aris_tuning])), 3)
+                                              if aris_tuning else None),
         "time_s": {k: med(v) for k, v in times.items()},
         "tm_reason": tm_reason, "tuning_seeds": list(TUNING_SEEDS), "held_out_seeds": list(HELD_OUT_SEEDS),
         "species_diameter_a": diam, "labels": list(labels), "labels_used": used_labels,
@@ -295,7 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))
-    print(json.dumps({k: out[k] for k in ("f1", "cluster_ari", "time_s", "tm_reason")}, indent=1))
+    print(json.dumps({k: out[k] for k in ("f1", "f1_tuning", "cluster_ari", "cluster_ari_embedding_only",
+                                          "cluster_ari_tuning", "cluster_ari_tuning_embedding_only", "time_s",
+                                          "tm_reason")}, indent=1))
     return 0
 
 

@@ -1,12 +1,12 @@
 """Explore a tomogram, refine a detector from a few labels, pick with it (gridpilot pick cet).
 
   gridpilot pick cet explore TOMO.mrc --out DIR [--min-diameter-a 100 --max-diameter-a 350] [--clusters 6]
-      writes DIR/exploration.npz, DIR/map.png (embeddings in 2D, coloured by cluster),
+      writes DIR/exploration.npz, DIR/map.png (the clustering features in 2D, coloured by cluster),
       DIR/gallery.png (a row of central slices per cluster) and DIR/table.csv
       (candidate, x, y, z, map_x, map_y, cluster; voxels of the tomogram)
   gridpilot pick cet refine TOMO.mrc --diameter-a D --out MODEL.onnx
       (--labels LABELS.star | --exploration DIR/exploration.npz --cluster C [C …])
-  gridpilot pick cet pick TOMO.mrc --model MODEL.onnx --out PICKS.star [--threshold 0.9]
+  gridpilot pick cet pick TOMO.mrc --model MODEL.onnx --out PICKS.star [--threshold 0.5]
       also writes PICKS.txt (IMOD point text: point2model -input PICKS.txt -output PICKS.mod)
       and PICKS.csv
 
@@ -65,7 +65,8 @@ def add_args(parser: argparse.ArgumentParser) -> None:
     rf.add_argument("--diameter-a", type=float, required=True, help="particle diameter, Å")
     rf.add_argument("--steps", type=int, default=200)
     pk.add_argument("--model", type=Path, required=True, help="the detector, ONNX")
-    pk.add_argument("--threshold", type=float, default=0.9)
+    pk.add_argument("--threshold", type=float, default=0.5,
+                    help="least score kept (0.5: twice as far from the labels as they lie from one another)")
     pk.add_argument("--diameter-a", type=float, default=None, help="NMS diameter (default: the model's)")
 
 

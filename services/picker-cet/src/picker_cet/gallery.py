@@ -1,4 +1,4 @@
-"""Pictures of an exploration: the 2D embedding map coloured by cluster, and per-cluster galleries.
+"""Pictures of an exploration: the 2D map of the clustering features coloured by cluster, and per-cluster galleries.
 
 >>> import numpy as np
 >>> img = map_png_array(np.random.default_rng(0).normal(size=(20, 2)), np.arange(20) % 3)
