@@ -40,7 +40,9 @@ async def handle_train(job: JobRequest, ctx: JobContext, deps: ServiceDeps) -> J
     """Bus handler for ``job.train.cet``: the same functions as ``POST /v1/explore`` and ``/v1/refine``."""
     assert isinstance(job, TrainCetJob)  # the worker validated it against the contract
     progress = _progress_to(ctx, asyncio.get_running_loop())
-    return await run_train_job(job, deps.store, service=deps.settings.service_name, progress=progress)  # type: ignore[arg-type]
+    device = deps.settings.device if isinstance(deps.settings, CetSettings) else "auto"
+    return await run_train_job(job, deps.store, service=deps.settings.service_name, progress=progress,  # type: ignore[arg-type]
+                               device=device)
 
 
 async def handle_pick(job: JobRequest, ctx: JobContext, deps: ServiceDeps) -> JobResult:

@@ -55,6 +55,9 @@ def add_args(parser: argparse.ArgumentParser) -> None:
         p.add_argument("tomogram", type=Path, help="the tomogram, MRC (Z, Y, X)")
         p.add_argument("--voxel-size-a", type=float, default=None, help="Å per voxel (default: MRC header)")
         p.add_argument("--out", type=Path, required=True)
+    for p in (ex, rf):
+        p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                       help="where to train: auto (CUDA when PyTorch sees a GPU), cpu or cuda")
     ex.add_argument("--min-diameter-a", type=float, default=100.0)
     ex.add_argument("--max-diameter-a", type=float, default=350.0)
     ex.add_argument("--clusters", type=int, default=6)
@@ -95,7 +98,7 @@ def _explore(args: argparse.Namespace) -> int:
     vol, vs = _read(args)
     bar = _Bar("explore")
     ex = explore_tomogram(vol, voxel_size_a=vs, min_diameter_a=args.min_diameter_a, max_diameter_a=args.max_diameter_a,
-                          params=ExploreParams(steps=args.steps, clusters=args.clusters), progress=bar)
+                          params=ExploreParams(steps=args.steps, clusters=args.clusters, device=args.device), progress=bar)
     bar.close()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -126,7 +129,7 @@ def _refine(args: argparse.Namespace) -> int:
     vol, vs = _read(args)
     bar = _Bar("refine")
     refined = refine_detector(vol, labels, voxel_size_a=vs, particle_diameter_a=args.diameter_a,
-                              params=RefineParams(steps=args.steps), progress=bar)
+                              params=RefineParams(steps=args.steps, device=args.device), progress=bar)
     bar.close()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(refined.onnx)

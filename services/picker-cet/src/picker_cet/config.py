@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -19,3 +21,5 @@ class CetSettings(ServiceSettings):
     port: Port = 8012
     #: PyTorch threads for exploring and refining (0: PyTorch's own choice).
     torch_threads: int = Field(0, ge=0, le=256)
+    #: Where explore and refine train: auto (CUDA when PyTorch sees a GPU), cpu or cuda.
+    device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .augment import augment_box, wedge_mask
+from .device import torch_device
 from .types import F32, Progress
 
 __all__ = [
@@ -59,6 +60,8 @@ class ExploreParams:
     clusters: int = 6
     tilt_max_deg: float = 60.0
     seed: int = 0
+    #: auto (CUDA when present), cpu or cuda (:func:`picker_cet.device.torch_device`).
+    device: str = "auto"
 
 
 class Encoder(nn.Module):
@@ -103,25 +106,27 @@ def _views(boxes: F32, idx: npt.NDArray[np.int64], rng: np.random.Generator,
 
 def train_simsiam(boxes: F32, params: ExploreParams | None = None, *,
                   progress: Progress | None = None) -> tuple[Encoder, list[float]]:
-    """Train an encoder on ``(N, D, D, D)`` cubes; returns it (eval mode) and the loss per step."""
+    """Train an encoder on ``(N, D, D, D)`` cubes (on ``params.device``); returns it (eval mode, on
+    the CPU) and the loss per step."""
     p = params or ExploreParams()
     torch.manual_seed(p.seed)
     rng = np.random.default_rng([p.seed, 0x5135])
-    model = _SimSiam()
+    dev = torch_device(p.device)
+    model = _SimSiam().to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=p.learning_rate, weight_decay=1e-5)
     wedge = wedge_mask(boxes.shape[-1], p.tilt_max_deg)
     losses: list[float] = []
     batch = min(p.batch, len(boxes))
     for step in range(p.steps):
         idx = rng.choice(len(boxes), size=batch, replace=len(boxes) < batch)
-        loss = model.loss(_views(boxes, idx, rng, wedge), _views(boxes, idx, rng, wedge))
+        loss = model.loss(_views(boxes, idx, rng, wedge).to(dev), _views(boxes, idx, rng, wedge).to(dev))
         opt.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         opt.step()
         losses.append(float(loss.detach()))
         if progress is not None and (step % 10 == 0 or step == p.steps - 1):
             progress((step + 1) / p.steps, f"explore step {step + 1}/{p.steps} loss {losses[-1]:.3f}")
-    model.encoder.eval()
+    model.encoder.cpu().eval()
     return model.encoder, losses
 
 

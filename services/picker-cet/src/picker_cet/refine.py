@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from .augment import augment_box, wedge_mask
+from .device import torch_device
 from .types import F32, Progress
 
 __all__ = ["HeatmapNet", "RefineParams", "export_onnx", "pu_prior", "train_detector"]
@@ -54,6 +55,8 @@ class RefineParams:
     expected_count: int | None = None
     tilt_max_deg: float = 60.0
     seed: int = 0
+    #: auto (CUDA when present), cpu or cuda (:func:`picker_cet.device.torch_device`).
+    device: str = "auto"
 
 
 class HeatmapNet(nn.Module):
@@ -123,7 +126,8 @@ def train_detector(volume: F32, labels_zyx: npt.NDArray[np.floating], *, radius_
     labels = np.asarray(labels_zyx, dtype=np.float64).reshape(-1, 3)
     positive = _positive_mask(shape, labels, radius_vox)
     wedge = wedge_mask(crop, p.tilt_max_deg)
-    net = HeatmapNet()
+    dev = torch_device(p.device)
+    net = HeatmapNet().to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=p.learning_rate)
     softplus = nn.functional.softplus
     losses: list[float] = []
@@ -138,8 +142,8 @@ def train_detector(volume: F32, labels_zyx: npt.NDArray[np.floating], *, radius_
             box, m = np.flip(box, flips), np.flip(m, flips)
             xs.append(augment_box(np.ascontiguousarray(box), rng, wedge=wedge, geometric=False)[None])
             ms.append(np.ascontiguousarray(m)[None])
-        logits = net(torch.from_numpy(np.stack(xs)))
-        pos = torch.from_numpy(np.stack(ms))
+        logits = net(torch.from_numpy(np.stack(xs)).to(dev))
+        pos = torch.from_numpy(np.stack(ms)).to(dev)
         unl = ~pos
         n_pos = pos.sum().clamp(min=1)
         risk_pos = softplus(-logits)[pos].sum() / n_pos  # ℓ(f, +1)
@@ -162,7 +166,7 @@ def train_detector(volume: F32, labels_zyx: npt.NDArray[np.floating], *, radius_
         losses.append(float(loss.detach()))
         if progress is not None and (step % 10 == 0 or step == p.steps - 1):
             progress((step + 1) / p.steps, f"refine step {step + 1}/{p.steps} loss {losses[-1]:.4f}")
-    net.eval()
+    net.cpu().eval()
     return net, losses
 
 

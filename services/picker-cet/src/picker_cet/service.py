@@ -88,14 +88,14 @@ def _table_csv(ex: Exploration) -> str:
 
 
 async def run_explore_job(job: TrainCetJob, store: ObjectStore, *, service: str, progress: Progress | None = None,
-                          default_steps: int = 150) -> CetModelTrained:
+                          default_steps: int = 150, device: str = "auto") -> CetModelTrained:
     """Explore the tomogram at ``job.dataset_key``; store the exploration, its map, gallery and table."""
     start = time.perf_counter()
     if job.min_diameter_a > job.max_diameter_a:
         raise InvalidInput(f"min_diameter_a {job.min_diameter_a} is above max_diameter_a {job.max_diameter_a}",
                            field="min_diameter_a")
     tomo, vs = await read_tomogram(store, job.dataset_key, job.voxel_size_a)
-    params = ExploreParams(steps=job.steps or default_steps, clusters=job.n_clusters, seed=job.seed)
+    params = ExploreParams(steps=job.steps or default_steps, clusters=job.n_clusters, seed=job.seed, device=device)
     ex = await asyncio.to_thread(explore_tomogram, tomo, voxel_size_a=vs, min_diameter_a=job.min_diameter_a,
                                  max_diameter_a=job.max_diameter_a, params=params, progress=progress)
     version = new_id("explore_")
@@ -142,14 +142,14 @@ async def _labels(job: TrainCetJob, store: ObjectStore) -> npt.NDArray[np.float6
 
 
 async def run_refine_job(job: TrainCetJob, store: ObjectStore, *, service: str, progress: Progress | None = None,
-                         default_steps: int = 200) -> CetModelTrained:
+                         default_steps: int = 200, device: str = "auto") -> CetModelTrained:
     """Train the detector from labels; store the ONNX file under ``models/cet/<version>/``."""
     start = time.perf_counter()
     if job.particle_diameter_a is None:
         raise InvalidInput("refine needs particle_diameter_a", field="particle_diameter_a")
     labels = await _labels(job, store)
     tomo, vs = await read_tomogram(store, job.dataset_key, job.voxel_size_a)
-    params = RefineParams(steps=job.steps or default_steps, seed=job.seed)
+    params = RefineParams(steps=job.steps or default_steps, seed=job.seed, device=device)
     refined = await asyncio.to_thread(refine_detector, tomo, labels, voxel_size_a=vs,
                                       particle_diameter_a=job.particle_diameter_a, params=params, progress=progress)
     key = keys.model_key(_MODEL_KIND, new_id("refine_"), "detector.onnx")
@@ -162,10 +162,10 @@ async def run_refine_job(job: TrainCetJob, store: ObjectStore, *, service: str, 
 
 
 async def run_train_job(job: TrainCetJob, store: ObjectStore, *, service: str,
-                        progress: Progress | None = None) -> CetModelTrained:
+                        progress: Progress | None = None, device: str = "auto") -> CetModelTrained:
     if job.mode == "explore":
-        return await run_explore_job(job, store, service=service, progress=progress)
-    return await run_refine_job(job, store, service=service, progress=progress)
+        return await run_explore_job(job, store, service=service, progress=progress, device=device)
+    return await run_refine_job(job, store, service=service, progress=progress, device=device)
 
 
 async def run_pick_job(job: PickCetJob, store: ObjectStore, *, service: str,
