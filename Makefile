@@ -80,7 +80,7 @@ train-atlas: setup
 # pre-trains the joint denoiser-detector with every particle labelled, exports ONNX + weights.
 train-spa: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m picker_spa.train --twin-count 96 --val-count 8 --epochs 40 --steps 50 --width 24 \
-		--threads 1 --cache bench/out/spa-twin-cache --out services/picker-spa/src/picker_spa/models --version spa-twin-2
+		--max-covered 0.6 --picture-fraction 0.4 --threads 1 --cache bench/out/spa-twin-cache --out services/picker-spa/src/picker_spa/models --version spa-twin-3
 
 clean:
 	rm -rf .state bench/out

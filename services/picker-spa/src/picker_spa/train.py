@@ -471,9 +471,38 @@ def load_torch(model_dir: str | Path) -> tuple[PickerNet, dict[str, Any]]:
     return net.eval(), meta
 
 
-def _twin_train(micrographs: Sequence[Any]) -> list[TrainMicrograph]:
-    return [TrainMicrograph(image=m.image, diameter_px=m.diameter_px, centres_px=m.centres_px, odd=m.odd,
-                            even=m.even, name=f"twin-{i}") for i, m in enumerate(micrographs)]
+#: Grey step of the 8-bit pictures the twin imitates (``--picture-fraction``), in standard deviations
+#: of the micrograph, uniform: the CryoPPP pictures step by 0.15 σ (EMPIAR-10059) to 0.54 σ (10947).
+PICTURE_STEP_SIGMA: Final[tuple[float, float]] = (0.1, 0.6)
+_PICTURE_CLIP_SIGMA: Final[float] = 4.0
+
+
+def as_picture(image: npt.NDArray[np.floating], step_sigma: float) -> npt.NDArray[np.float32]:
+    """``image`` as a contrast-stretched grey-level picture: clipped at ±4 σ, rounded to steps of ``step_sigma`` σ.
+
+    >>> a = as_picture(np.array([0.0, 0.26, 1.0, 100.0]), 0.5)
+    >>> np.unique(np.diff(np.unique(a))).size == 1  # one grey step
+    True
+    """
+    x = np.asarray(image, np.float64)
+    mean, sd = float(x.mean()), float(x.std()) or 1.0
+    z = np.clip((x - mean) / sd, -_PICTURE_CLIP_SIGMA, _PICTURE_CLIP_SIGMA)
+    return (mean + sd * step_sigma * np.round(z / step_sigma)).astype(np.float32)
+
+
+def _twin_train(micrographs: Sequence[Any], *, picture_fraction: float = 0.0, seed: int = 0) -> list[TrainMicrograph]:
+    """Twin micrographs as training items; ``picture_fraction`` of them as grey-level pictures (no halves)."""
+    rng = np.random.default_rng([seed, 0x8B17])
+    out = []
+    for i, m in enumerate(micrographs):
+        if rng.random() < picture_fraction:
+            image = as_picture(m.image, float(rng.uniform(*PICTURE_STEP_SIGMA)))
+            out.append(TrainMicrograph(image=image, diameter_px=m.diameter_px, centres_px=m.centres_px,
+                                       name=f"twin-{i}-picture"))
+        else:
+            out.append(TrainMicrograph(image=m.image, diameter_px=m.diameter_px, centres_px=m.centres_px, odd=m.odd,
+                                       even=m.even, name=f"twin-{i}"))
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -494,11 +523,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", default="spa-twin-1")
     parser.add_argument("--max-covered", type=float, default=COVERED_RANGE[1],
                         help=f"most of the field the twin's particles cover (default {COVERED_RANGE[1]})")
+    parser.add_argument("--picture-fraction", type=float, default=0.0,
+                        help="share of the training micrographs turned into grey-level pictures (8-bit data sets)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     train = _twin_train(twin_set(args.seed, args.twin_count, cache=args.cache, progress=True,
-                                 max_covered=args.max_covered))
+                                 max_covered=args.max_covered), picture_fraction=args.picture_fraction, seed=args.seed)
     val = _twin_train(twin_set(args.seed + 1, args.val_count, cache=args.cache, progress=True,
                                max_covered=args.max_covered))
     params = TrainParams(epochs=args.epochs, steps_per_epoch=args.steps, width=args.width, seed=args.seed,
@@ -507,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     export_model(result, args.out, version=args.version, extra={
         "trained_on": f"{args.twin_count} twin micrographs (seed {args.seed}), all particles labelled",
         "validated_on": f"{args.val_count} twin micrographs (seed {args.seed + 1})",
-        "max_covered": args.max_covered})
+        "max_covered": args.max_covered, "picture_fraction": args.picture_fraction})
     logger.info("wrote %s: validation AUPRC %.3f, F1 %.3f", args.out, result.validation.get("auprc", float("nan")),
                 result.validation.get("f1", float("nan")))
     return 0
