@@ -72,6 +72,9 @@ from picker_cet.volumes import bin_volume
 
 TUNING_SEEDS = (101,)
 HELD_OUT_SEEDS = (201,)
+#: Tomograms the radial-profile constants of picker_cet.profiles and the exploration's shells were
+#: chosen on (tuning only; never held out).
+RULE_TUNING_SEEDS = (101, 102)
 SPECIES = (("ribosome", 90), ("apoferritin", 90), ("spliceosome", 70))
 LABELS = (10, 50)
 # The picker's scores (the labels' radial-profile score, ½ at the shipped threshold).
@@ -216,7 +219,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="tomogram size in 10 Å voxels (species counts scale with the volume)")
     ap.add_argument("--explore-steps", type=int, default=150)
     ap.add_argument("--refine-steps", type=int, default=200)
+    ap.add_argument("--held-out-seeds", type=int, nargs="+", default=list(HELD_OUT_SEEDS),
+                    help=f"held-out tomogram seeds, figures pooled over them (default {list(HELD_OUT_SEEDS)})")
     args = ap.parse_args(argv)
+    if set(args.held_out_seeds) & set(TUNING_SEEDS + RULE_TUNING_SEEDS):
+        ap.error(f"held-out seeds {args.held_out_seeds} overlap the tuning seeds {sorted(set(TUNING_SEEDS + RULE_TUNING_SEEDS))}")
     torch.set_num_threads(1)
     quick = args.quick
     species = [s for s, _ in SPECIES[:2]] if quick else [s for s, _ in SPECIES]
@@ -242,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         counts.setdefault(key, {}).setdefault(split, np.zeros((len(thr_counts), 3)))
         counts[key][split] += np.asarray(thr_counts, dtype=float)
 
-    seeds = [("tuning", s) for s in TUNING_SEEDS] + [("held_out", s) for s in HELD_OUT_SEEDS]
+    seeds = [("tuning", s) for s in TUNING_SEEDS] + [("held_out", s) for s in args.held_out_seeds]
     for split, seed in seeds:
         tomo, truth, sim_s = _tomogram(seed, quick, tuple(args.shape))
         times["simulate"].append(sim_s)
@@ -335,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         "cluster_ari_tuning_embedding_only": (round(float(np.mean([a[1][0] for a in aris_tuning])), 3)
                                               if aris_tuning else None),
         "time_s": {k: med(v) for k, v in times.items()},
-        "tm_reason": tm_reason, "tuning_seeds": list(TUNING_SEEDS), "held_out_seeds": list(HELD_OUT_SEEDS),
+        "tm_reason": tm_reason, "tuning_seeds": list(TUNING_SEEDS), "rule_tuning_seeds": list(RULE_TUNING_SEEDS), "held_out_seeds": list(args.held_out_seeds),
         "species_diameter_a": diam, "labels": list(labels), "labels_used": used_labels,
         "held_out_particles": counts_true, "shape_xyz": list(args.shape), "quick": quick,
         "explore_steps": explore_p.steps, "refine_steps": refine_p.steps,
