@@ -523,13 +523,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", default="spa-twin-1")
     parser.add_argument("--max-covered", type=float, default=COVERED_RANGE[1],
                         help=f"most of the field the twin's particles cover (default {COVERED_RANGE[1]})")
+    parser.add_argument("--clutter-share", type=float, default=0.0,
+                        help="share of the twin micrographs given carbon, contamination and aggregates")
     parser.add_argument("--picture-fraction", type=float, default=0.0,
                         help="share of the training micrographs turned into grey-level pictures (8-bit data sets)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
     train = _twin_train(twin_set(args.seed, args.twin_count, cache=args.cache, progress=True,
-                                 max_covered=args.max_covered), picture_fraction=args.picture_fraction, seed=args.seed)
+                                 max_covered=args.max_covered, clutter_share=args.clutter_share),
+                        picture_fraction=args.picture_fraction, seed=args.seed)
     val = _twin_train(twin_set(args.seed + 1, args.val_count, cache=args.cache, progress=True,
                                max_covered=args.max_covered))
     params = TrainParams(epochs=args.epochs, steps_per_epoch=args.steps, width=args.width, seed=args.seed,
@@ -538,7 +541,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     export_model(result, args.out, version=args.version, extra={
         "trained_on": f"{args.twin_count} twin micrographs (seed {args.seed}), all particles labelled",
         "validated_on": f"{args.val_count} twin micrographs (seed {args.seed + 1})",
-        "max_covered": args.max_covered, "picture_fraction": args.picture_fraction})
+        "max_covered": args.max_covered, "picture_fraction": args.picture_fraction,
+        "clutter_share": args.clutter_share})
     logger.info("wrote %s: validation AUPRC %.3f, F1 %.3f", args.out, result.validation.get("auprc", float("nan")),
                 result.validation.get("f1", float("nan")))
     return 0

@@ -49,11 +49,14 @@ class TwinMicrograph:
 
 def twin_micrograph(seed: int, n: int, *, shape: tuple[int, int] = _SHAPE,
                     species: tuple[str, ...] = TWIN_SPECIES, cache: Path | None = None,
-                    max_covered: float = COVERED_RANGE[1], **overrides: Any) -> TwinMicrograph:
+                    max_covered: float = COVERED_RANGE[1], clutter_share: float = 0.0,
+                    **overrides: Any) -> TwinMicrograph:
     """Item ``n`` of the twin set of seed ``seed`` (rendered, or read from ``cache``).
 
     ``max_covered`` is the most of the field the particles may cover (log-uniform from 3 %; the
-    twin's packing reaches about 46 % at 0.55).
+    twin's packing reaches about 46 % at 0.55). ``clutter_share`` of the micrographs (a further
+    draw, so 0 leaves every other micrograph as it was) get a carbon film over 20–50 % of the
+    field, 1–3 contamination blobs and 10–50 % of their particles aggregated.
     """
     from gridpilot_sim.exposure.micrograph import render_micrograph, sample_micrograph_spec
     from gridpilot_sim.world.particles import load_species
@@ -68,6 +71,9 @@ def twin_micrograph(seed: int, n: int, *, shape: tuple[int, int] = _SHAPE,
     covered = float(np.exp(rng.uniform(np.log(COVERED_RANGE[0]), np.log(max_covered))))
     density = covered / (np.pi * (0.5 * diameter_a) ** 2) * _A2_PER_UM2
     spec = replace(spec, species=(name,), species_fractions=(1.0,), density_per_um2=density)
+    if clutter_share > 0 and rng.random() < clutter_share:
+        spec = replace(spec, carbon_fraction=float(rng.uniform(0.2, 0.5)), carbon_nm=float(rng.uniform(8.0, 25.0)),
+                       contamination_count=int(rng.integers(1, 4)), aggregated_fraction=float(rng.uniform(0.1, 0.5)))
     spec = replace(spec, **overrides)
     digest = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
     key = f"spa-{seed}-{n}-{digest}"
