@@ -11,9 +11,9 @@ from pydantic import BaseModel, ValidationError
 from gridpilot.contracts.pick import PickCetJob, TomogramParticlesPicked
 from gridpilot.contracts.train import CetModelTrained, TrainCetJob
 from gridpilot.errors import InvalidInput
-from gridpilot.service import DepsDep, ServiceDeps
+from gridpilot.service import DepsDep
 
-from .config import CetSettings
+from .config import training_device
 from .service import run_explore_job, run_pick_job, run_refine_job
 
 __all__ = ["router"]
@@ -31,10 +31,6 @@ def _parse(model: type[M], body: bytes, **override: Any) -> M:
         raise InvalidInput(f"{'.'.join(str(x) for x in first['loc'])}: {first['msg']}") from exc
 
 
-def _device(deps: ServiceDeps) -> str:
-    return deps.settings.device if isinstance(deps.settings, CetSettings) else "auto"
-
-
 _TRAIN_BODY = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": TrainCetJob.model_json_schema()}}}}
 
@@ -43,14 +39,14 @@ _TRAIN_BODY = {"requestBody": {"required": True, "content": {
 async def explore(request: Request, deps: DepsDep) -> CetModelTrained:
     """Explore a tomogram in storage (``dataset_key``): candidates, embeddings, map, clusters."""
     job = _parse(TrainCetJob, await request.body(), mode="explore")
-    return await run_explore_job(job, deps.store, service=deps.settings.service_name, device=_device(deps))
+    return await run_explore_job(job, deps.store, service=deps.settings.service_name, device=training_device(deps.settings))
 
 
 @router.post("/refine", openapi_extra=_TRAIN_BODY)
 async def refine(request: Request, deps: DepsDep) -> CetModelTrained:
     """Train the detector from a STAR file of centres or from clusters of an exploration."""
     job = _parse(TrainCetJob, await request.body(), mode="refine")
-    return await run_refine_job(job, deps.store, service=deps.settings.service_name, device=_device(deps))
+    return await run_refine_job(job, deps.store, service=deps.settings.service_name, device=training_device(deps.settings))
 
 
 @router.post("/pick", openapi_extra={"requestBody": {"required": True, "content": {

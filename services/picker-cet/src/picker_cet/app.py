@@ -20,7 +20,7 @@ from gridpilot.contracts.train import TrainCetJob
 from gridpilot.service import JobBinding, ServiceDeps, create_service_app
 
 from .api import router
-from .config import CetSettings
+from .config import CetSettings, training_device
 from .service import run_pick_job, run_train_job
 
 __all__ = ["create_app"]
@@ -40,9 +40,8 @@ async def handle_train(job: JobRequest, ctx: JobContext, deps: ServiceDeps) -> J
     """Bus handler for ``job.train.cet``: the same functions as ``POST /v1/explore`` and ``/v1/refine``."""
     assert isinstance(job, TrainCetJob)  # the worker validated it against the contract
     progress = _progress_to(ctx, asyncio.get_running_loop())
-    device = deps.settings.device if isinstance(deps.settings, CetSettings) else "auto"
     return await run_train_job(job, deps.store, service=deps.settings.service_name, progress=progress,  # type: ignore[arg-type]
-                               device=device)
+                               device=training_device(deps.settings))
 
 
 async def handle_pick(job: JobRequest, ctx: JobContext, deps: ServiceDeps) -> JobResult:

@@ -9,7 +9,7 @@ from pydantic_settings import SettingsConfigDict
 
 from gridpilot.service import Port, ServiceSettings
 
-__all__ = ["CetSettings"]
+__all__ = ["CetSettings", "training_device"]
 
 
 class CetSettings(ServiceSettings):
@@ -23,3 +23,8 @@ class CetSettings(ServiceSettings):
     torch_threads: int = Field(0, ge=0, le=256)
     #: Where explore and refine train: auto (CUDA when PyTorch sees a GPU), cpu or cuda.
     device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+def training_device(settings: ServiceSettings) -> str:
+    """The device picker-cet trains on under ``settings`` (``auto`` for another service's settings)."""
+    return settings.device if isinstance(settings, CetSettings) else "auto"
