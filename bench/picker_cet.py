@@ -22,9 +22,11 @@ TM figures are null with the reason.
 JSON: f1 / precision / recall keyed "species@10", "species@50", "species@tm" (and "@10fixed": the
 service's default threshold, untuned; "@10det": the same detector ranking by its own logits, the
 previous release; "@10rel": a threshold relative to the labels' own scores); f1_tuning: the same on
-the tuning seeds at the threshold chosen there (optimistic by construction); cluster_ari
-(cluster_ari_embedding_only: k-means on the SimSiam embeddings alone, the previous release;
-cluster_ari_tuning*: the same on the tuning seeds; explore's seconds are over all seeds);
+the tuning seeds at the threshold chosen there (optimistic by construction); cluster_ari (the same
+candidates clustered other ways: cluster_ari_without_embedding, the spectral clusters of the radial
+profiles alone; cluster_ari_profiles_kmeans, k-means on the profiles, the previous release;
+cluster_ari_embedding_only, k-means on the SimSiam embeddings alone; cluster_ari_tuning*: the same
+on the tuning seeds; explore's seconds are over all seeds);
 time_s by step (explore, refine, pick, tm; seconds per tomogram, pick and tm per species);
 seeds; the machine's load.
 """
@@ -58,17 +60,25 @@ from gridpilot.detection.onnx import OnnxModel
 from gridpilot_sim.tomo import CellSpec, build_cell, reconstruct_wbp, simulate_tilt_series
 from gridpilot_sim.tomo.tiltseries import TiltSeriesSpec
 from gridpilot_sim.world.density import cached_density_map
-from picker_cet.explore import ExploreParams, adjusted_rand_index, kmeans
+from picker_cet.explore import (
+    ExploreParams,
+    adjusted_rand_index,
+    cluster_features,
+    kmeans,
+    spectral_map,
+)
 from picker_cet.nms import find_peaks_3d
 from picker_cet.pipeline import (
     WORKING_VOXEL_A,
     explore_tomogram,
     pick_tomogram,
     refine_detector,
+    to_binned_voxels,
     to_input_voxels,
 )
+from picker_cet.profiles import radial_profiles
 from picker_cet.refine import RefineParams
-from picker_cet.volumes import bin_volume
+from picker_cet.volumes import bin_factor_for, bin_volume, check_tomogram, normalise
 
 TUNING_SEEDS = (101,)
 HELD_OUT_SEEDS = (201,)
@@ -184,6 +194,34 @@ def _cluster_ari(expl: Any, truth: dict[str, Any]) -> tuple[float, float]:
     return adjusted_rand_index(labels[on], expl.clusters[on]), adjusted_rand_index(labels, expl.clusters)
 
 
+def _other_clusterings(tomo: npt.NDArray[np.float32], expl: Any, p: ExploreParams) -> dict[str, npt.NDArray[np.int64]]:
+    """The same candidates clustered without the embedding (its graph on the profiles alone), as
+    the previous release did (k-means on the profiles), and on the embedding alone (k-means)."""
+    factor = bin_factor_for(10.0, WORKING_VOXEL_A)
+    vol = normalise(bin_volume(check_tomogram(tomo), factor))
+    reach = 100.0 / (10.0 * factor)  # explore_tomogram's shells at its default smallest diameter
+    prof = radial_profiles(vol, to_binned_voxels(expl.centres_zyx, factor), reach_vox=reach, shells=max(1, round(reach)))
+    return {
+        "without_embedding": kmeans(spectral_map(cluster_features(expl.embeddings, prof, components=0)), p.clusters,
+                                    seed=p.seed),
+        "profiles_kmeans": kmeans(prof, p.clusters, seed=p.seed),
+        "embedding_only": kmeans(expl.embeddings, p.clusters, seed=p.seed),
+    }
+
+
+def _ari_figures(aris_by: dict[str, dict[str, list[tuple[float, float]]]]) -> dict[str, float | None]:
+    """cluster_ari[_with_other] of this release held out; cluster_ari_<way> for the others;
+    cluster_ari_tuning[_<way>] the same on the tuning seeds (means over tomograms)."""
+    out: dict[str, float | None] = {}
+    for split, prefix in (("held_out", "cluster_ari"), ("tuning", "cluster_ari_tuning")):
+        for name, vals in aris_by[split].items():
+            key = prefix if name == "release" else f"{prefix}_{name}"
+            out[key] = round(float(np.mean([a[0] for a in vals])), 3) if vals else None
+            if name == "release" and split == "held_out":
+                out["cluster_ari_with_other"] = round(float(np.mean([a[1] for a in vals])), 3) if vals else None
+    return out
+
+
 def _template_match(tomo: npt.NDArray[np.float32], species: str, pytme: Path, work: Path
                     ) -> tuple[npt.NDArray[np.float32], int, float]:
     """pytme's FLC score map (z, y, x; binned voxels), the binning, and its seconds."""
@@ -239,9 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, list[float]] = {"simulate": [], "explore": [], "refine": [], "pick": [], "tm": []}
     # Per (method key) → per seed set → (tp, picks, truths) at each threshold.
     counts: dict[str, dict[str, np.ndarray]] = {}
-    aris: list[tuple[float, float]] = []
-    aris_embedding: list[tuple[float, float]] = []
-    aris_tuning: list[tuple[tuple[float, float], tuple[float, float]]] = []
+    # split → clustering → (ARI over candidates on a particle, over all) per tomogram.
+    aris_by: dict[str, dict[str, list[tuple[float, float]]]] = {"tuning": {}, "held_out": {}}
     used_labels: dict[str, int] = {}
     counts_true: dict[str, int] = {}
 
@@ -257,14 +294,11 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         expl = explore_tomogram(tomo, voxel_size_a=10.0, params=explore_p)
         times["explore"].append(time.perf_counter() - t)
-        # The previous release's clusters: k-means on the SimSiam embeddings alone, same exploration.
-        both = (_cluster_ari(expl, truth), _cluster_ari(replace(expl, clusters=kmeans(
-            expl.embeddings, explore_p.clusters, seed=explore_p.seed)), truth))
-        if split == "held_out":
-            aris.append(both[0])
-            aris_embedding.append(both[1])
-        else:
-            aris_tuning.append(both)
+        # The same candidates clustered other ways: without the embedding, as the previous release did,
+        # on the embedding alone.
+        aris_by[split].setdefault("release", []).append(_cluster_ari(expl, truth))
+        for name, clusters in _other_clusterings(tomo, expl, explore_p).items():
+            aris_by[split].setdefault(name, []).append(_cluster_ari(replace(expl, clusters=clusters), truth))
         rng = np.random.default_rng([seed, 12])
         for sp in species:
             true = _truth(truth, sp)
@@ -335,12 +369,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out: dict[str, Any] = {
         "f1": f1, "f1_tuning": f1_tuning, "precision": prec, "recall": rec, "threshold": chosen_thr,
-        "cluster_ari": round(float(np.mean([a[0] for a in aris])), 3) if aris else None,
-        "cluster_ari_with_other": round(float(np.mean([a[1] for a in aris])), 3) if aris else None,
-        "cluster_ari_embedding_only": round(float(np.mean([a[0] for a in aris_embedding])), 3) if aris else None,
-        "cluster_ari_tuning": round(float(np.mean([a[0][0] for a in aris_tuning])), 3) if aris_tuning else None,
-        "cluster_ari_tuning_embedding_only": (round(float(np.mean([a[1][0] for a in aris_tuning])), 3)
-                                              if aris_tuning else None),
+        **_ari_figures(aris_by),
         "time_s": {k: med(v) for k, v in times.items()},
         "tm_reason": tm_reason, "tuning_seeds": list(TUNING_SEEDS), "rule_tuning_seeds": list(RULE_TUNING_SEEDS), "held_out_seeds": list(args.held_out_seeds),
         "species_diameter_a": diam, "labels": list(labels), "labels_used": used_labels,
@@ -350,8 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))
-    print(json.dumps({k: out[k] for k in ("f1", "f1_tuning", "cluster_ari", "cluster_ari_embedding_only",
-                                          "cluster_ari_tuning", "cluster_ari_tuning_embedding_only", "time_s",
+    print(json.dumps({k: out[k] for k in ("f1", "f1_tuning", "cluster_ari", "cluster_ari_without_embedding",
+                                          "cluster_ari_profiles_kmeans", "cluster_ari_embedding_only",
+                                          "cluster_ari_tuning", "cluster_ari_tuning_without_embedding", "time_s",
                                           "tm_reason")}, indent=1))
     return 0
 

@@ -121,16 +121,19 @@ def test_pick_with_a_profile_keeps_the_targets_a_density_detector_ranks_below_lo
     assert np.all(np.diff(picks.scores) <= 0)
 
 
-def test_clusters_on_profiles_separate_kinds_that_the_embedding_alone_mixes() -> None:
-    from picker_cet.explore import adjusted_rand_index, cluster_features, kmeans
+def test_clusters_on_profiles_and_embedding_separate_kinds_that_the_embedding_alone_mixes() -> None:
+    from picker_cet.explore import adjusted_rand_index, cluster_features, kmeans, spectral_map
     from picker_cet.profiles import radial_profiles
 
     vol = _scene(6)
-    # An uninformative embedding (what a briefly trained encoder gave on the twin: ARI 0.07).
-    emb = np.random.default_rng(6).normal(size=(len(_PLACES), 64)).astype(np.float32)
+    rng = np.random.default_rng(6)
+    # An embedding whose only signal is in two of its 64 dimensions, apart by kind, under noise in all.
+    emb = rng.normal(size=(len(_PLACES), 64)).astype(np.float32)
+    emb[:, :2] += 6.0 * np.stack([(_KIND == k).astype(np.float32) for k in np.unique(_KIND)[:2]], axis=1)
     profiles = radial_profiles(vol, _PLACES, reach_vox=4.0, shells=4)
-    features = cluster_features(emb, profiles)
-    assert features.shape == (len(_PLACES), 4)
-    assert adjusted_rand_index(_KIND, kmeans(features, 3, seed=0)) == 1.0
-    assert cluster_features(emb, profiles, components=2).shape == (len(_PLACES), 6)
-    assert adjusted_rand_index(_KIND, kmeans(emb, 3, seed=0)) < 0.3
+    assert cluster_features(emb, profiles, components=0).shape == (len(_PLACES), 4)
+    features = cluster_features(emb, profiles, components=2)
+    assert features.shape == (len(_PLACES), 6)
+    assert adjusted_rand_index(_KIND, kmeans(spectral_map(features, components=3), 3, seed=0)) == 1.0
+    noise = rng.normal(size=(len(_PLACES), 64))
+    assert adjusted_rand_index(_KIND, kmeans(noise, 3, seed=0)) < 0.3

@@ -12,7 +12,7 @@ from gridpilot.detection.onnx import OnnxModel
 from gridpilot.errors import InvalidInput
 from picker_cet.augment import augment_box, wedge_mask
 from picker_cet.candidates import find_candidates
-from picker_cet.explore import adjusted_rand_index, kmeans
+from picker_cet.explore import Encoder, adjusted_rand_index, kmeans, shell_weights, spectral_map
 from picker_cet.formats import imod_text, read_star, write_csv, write_star
 from picker_cet.nms import find_peaks_3d, nms_3d
 from picker_cet.pipeline import MODEL_FORMAT, pick_tomogram
@@ -99,6 +99,45 @@ def test_candidates_find_planted_blobs_of_two_sizes() -> None:
                                  max_candidates=3)
     for z, y, x, _ in planted:
         assert np.min(np.linalg.norm(centres - [z, y, x], axis=1)) <= 2.0
+
+
+def test_shell_pooling_is_blind_to_turns_and_sees_a_planted_ring() -> None:
+    w = shell_weights(12, 6)
+    assert np.allclose(w.reshape(6, -1).sum(1), 1.0)
+    rng = np.random.default_rng(3)
+    vol = rng.normal(size=(12, 12, 12)).astype(np.float32)
+    pooled = np.einsum("zyx,szyx->s", vol, w)
+    for turned in (np.rot90(vol, 1, axes=(0, 1)), np.rot90(vol, 1, axes=(1, 2)), vol[::-1, :, ::-1]):
+        assert np.allclose(np.einsum("zyx,szyx->s", turned, w), pooled, atol=1e-5)
+    # A hollow shell of density 1 from radius 3 to 4 voxels: only the third shell of six (3 ≤ r < 4) sees it.
+    g = np.arange(12) - 5.5
+    r = np.sqrt(g[:, None, None] ** 2 + g[None, :, None] ** 2 + g[None, None, :] ** 2)
+    ring = ((r >= 3) & (r < 4)).astype(np.float32)
+    assert np.einsum("zyx,szyx->s", ring, w).round(6).tolist() == [0.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="empty"):
+        shell_weights(4, 8)
+
+
+def test_encoder_embeds_its_own_cube_size_only() -> None:
+    enc = Encoder(24).eval()
+    assert tuple(enc(torch.zeros(2, 1, 24, 24, 24)).shape) == (2, 64)
+    with pytest.raises(ValueError, match="24³"):
+        enc(torch.zeros(1, 1, 16, 16, 16))
+    with pytest.raises(ValueError, match="even"):
+        Encoder(15)
+
+
+def test_spectral_map_parts_two_rings_that_kmeans_cannot() -> None:
+    rng = np.random.default_rng(4)
+    angle = rng.uniform(0, 2 * np.pi, 200)
+    radius = np.where(np.arange(200) < 100, 1.0, 4.0) + rng.normal(0, 0.08, 200)
+    rings = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
+    truth = (np.arange(200) >= 100).astype(int)
+    assert adjusted_rand_index(truth, kmeans(rings, 2, seed=0)) < 0.2
+    coords = spectral_map(rings, components=2)
+    assert coords.shape == (200, 2)
+    assert adjusted_rand_index(truth, kmeans(coords[:, :1], 2, seed=0)) == 1.0
+    assert spectral_map(rings[:2], components=4).shape == (2, 4)
 
 
 def test_kmeans_and_ari_recover_planted_groups() -> None:

@@ -29,7 +29,7 @@ from .explore import (
     cluster_features,
     embed,
     kmeans,
-    pca_2d,
+    spectral_map,
     train_simsiam,
 )
 from .nms import find_peaks_3d, nms_3d
@@ -88,8 +88,9 @@ def _working(tomogram: npt.NDArray[np.generic], voxel_size_a: float) -> tuple[F3
 def explore_tomogram(tomogram: npt.NDArray[np.generic], *, voxel_size_a: float, min_diameter_a: float = 100.0,
                      max_diameter_a: float = 350.0, max_candidates: int = 400,
                      params: ExploreParams | None = None, progress: Progress | None = None) -> Exploration:
-    """Candidates, a per-tomogram SimSiam encoder, embeddings, clusters (on the candidates' radial
-    profiles: :func:`picker_cet.explore.cluster_features`) and their 2D map."""
+    """Candidates, a per-tomogram SimSiam encoder, embeddings, and the clusters and 2D map of the
+    embeddings beside the candidates' radial profiles (:func:`picker_cet.explore.cluster_features`,
+    laid out by :func:`picker_cet.explore.spectral_map`)."""
     if not 0 < min_diameter_a <= max_diameter_a:
         raise InvalidInput(f"need 0 < min_diameter_a <= max_diameter_a, got {min_diameter_a}, {max_diameter_a}")
     p = params or ExploreParams()
@@ -108,8 +109,9 @@ def explore_tomogram(tomogram: npt.NDArray[np.generic], *, voxel_size_a: float, 
     # 101/102: 100–140 Å alike, ARI 0.62–0.68; 160–200 Å 0.55–0.61).
     reach = min_diameter_a / vs
     features = cluster_features(emb, radial_profiles(vol, centres, reach_vox=reach, shells=max(1, round(reach))))
-    clusters = kmeans(features, p.clusters, seed=p.seed)
-    return Exploration(to_input_voxels(centres, factor), emb, pca_2d(features), clusters, boxes, losses)
+    coords = spectral_map(features)
+    clusters = kmeans(coords, p.clusters, seed=p.seed)
+    return Exploration(to_input_voxels(centres, factor), emb, coords[:, :2], clusters, boxes, losses)
 
 
 def cluster_members(exploration: Exploration, clusters: list[int]) -> npt.NDArray[np.float64]:
