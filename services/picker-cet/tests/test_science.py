@@ -198,3 +198,14 @@ def test_pick_ranks_peaks_whose_float32_sigmoid_is_one(tmp_path: Path) -> None:
     assert 1.0 - 1e-7 < picks.scores[1] < picks.scores[0] < 1.0
     strict = pick_tomogram(vol, model, voxel_size_a=20.0, threshold=1.0 - 1e-10)
     assert strict.centres_zyx.round().tolist() == [[8.0, 22.0, 22.0]]
+
+
+def test_map_picture_spreads_the_points_that_a_far_group_would_squeeze() -> None:
+    from picker_cet.gallery import PALETTE, map_png_array
+
+    xy = np.vstack([np.random.default_rng(5).uniform(0, 1, (30, 2)), [[1000.0, 1000.0]]])
+    clusters = np.r_[np.zeros(30, int), 1]
+    img = map_png_array(xy, clusters, size=256)
+    cols = np.flatnonzero(np.all(img[40:] == PALETTE[0], axis=2).any(axis=0))  # below the legend
+    assert cols.max() - cols.min() > 90  # drawn by value alone, the 30 would share the first 7 columns
+    assert np.all(img[16 - 4:16 + 4, 256 - 16 - 4:256 - 16 + 4] == PALETTE[1], axis=2).any()

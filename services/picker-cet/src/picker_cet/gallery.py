@@ -26,20 +26,28 @@ _TILE: Final[int] = 64
 
 def map_png_array(map_2d: npt.NDArray[np.floating], clusters: npt.NDArray[np.integer], *,
                   size: int = 512) -> npt.NDArray[np.uint8]:
-    """A scatter of the 2D map, one colour per cluster (RGB, size × size)."""
+    """A scatter of the 2D map, one colour per cluster (RGB, size × size).
+
+    Each axis is drawn half by value and half by rank (the candidate's place in the order of that
+    coordinate), so that a far-off group (gold beads in a spectral map) does not squeeze the rest
+    into a corner while the gaps between groups still show; the order along each axis is kept.
+    The coordinates themselves are in the exploration's table.
+    """
     img = Image.new("RGB", (size, size), (255, 255, 255))
     draw = ImageDraw.Draw(img)
     xy = np.asarray(map_2d, dtype=np.float64)
     if len(xy):
+        ranks = np.argsort(np.argsort(xy, axis=0, kind="stable"), axis=0, kind="stable") / max(len(xy) - 1, 1)
         lo, hi = xy.min(0), xy.max(0)
-        span = np.where(hi - lo > 0, hi - lo, 1.0)
-        pix = 16 + (xy - lo) / span * (size - 32)
+        values = (xy - lo) / np.where(hi - lo > 0, hi - lo, 1.0)
+        pix = 16 + 0.5 * (ranks + values) * (size - 32)
         for (x, y), c in zip(pix, clusters, strict=True):
             col = PALETTE[int(c) % len(PALETTE)]
             draw.ellipse([x - 3, size - y - 3, x + 3, size - y + 3], fill=col)
         for c in sorted(set(int(v) for v in clusters)):
             draw.rectangle([8, 8 + 14 * c, 18, 18 + 14 * c], fill=PALETTE[c % len(PALETTE)])
             draw.text((22, 7 + 14 * c), f"cluster {c}", fill=(0, 0, 0))
+        draw.text((size // 2 - 70, size - 14), "map coordinate 1 (value + rank)", fill=(90, 90, 90))
     return np.asarray(img)
 
 
