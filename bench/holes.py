@@ -15,7 +15,10 @@ Figures (goals of the issue in brackets): recall and precision of holes (a detec
 hole or empty within half a hole radius of a true hole, one-to-one), split by film and contrast
 (recall ≥ 0.98 at precision ≥ 0.97; ≥ 0.95 recall on low-contrast carbon), and the recall over
 the holes under less than 300 nm of ice, the collection's targets (the rest lie under the
-meniscus's microns of ice, often darker than the bar level and invisible); the centre error,
+meniscus's microns of ice, often darker than the bar level and invisible); the recall over the
+holes the image shows at all, by the Rose criterion on the same image rendered without shot noise
+(``benchlib.visibility``: k ≥ 5; ``visible_fraction`` says how many that is), and over the visible
+holes under thin ice (what a person could see and would collect on); the centre error,
 px; the Spearman rank correlation of the ice figure with the true mean hole ice (good, thick and
 crystalline holes), median over images (ρ ≥ 0.9); the contaminant rejection rate (hole-sized
 ice crystals and ethane drops on the film not reported as holes); seconds per 1280² square on
@@ -60,6 +63,11 @@ from hole_finder.holes import find_holes, network_scale
 from hole_finder.model import DEFAULT_MODEL_PATH, HoleModel
 from hole_finder.overlay import overlay_png
 from hole_finder.twin_data import ALL_COMBOS, HELD_OUT_COMBO, TwinSample, square_sample, view_sample
+
+# benchlib lives beside this script (appended: bench scripts must not shadow the packages they measure).
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.append(str(Path(__file__).resolve().parent))
+from benchlib.visibility import ROSE_K, rose_k
 
 ROOT: Final[Path] = Path(__file__).resolve().parent.parent
 TUNE_SEED: Final[int] = 2_100_000
@@ -161,8 +169,12 @@ def match_holes(tx: npt.NDArray[np.float64], ty: npt.NDArray[np.float64], tr: np
     return ti[good], di[good]
 
 
-def score_image(s: TwinSample, det: Detections) -> dict[str, Any]:
-    """Matches of target detections to true holes; ice pairs; contaminants not taken for holes."""
+def score_image(s: TwinSample, det: Detections, visible_k: npt.NDArray[np.float64] | None = None) -> dict[str, Any]:
+    """Matches of target detections to true holes; ice pairs; contaminants not taken for holes.
+
+    ``visible_k``: each true hole's Rose SNR (:func:`visibility`); the holes at or above ``ROSE_K``
+    are counted again as the visible ones.
+    """
     targets = det["label"] != "contaminant"
     dx, dy, ice = det["x"][targets], det["y"][targets], det["ice"][targets]
     holes = s.label < 2
@@ -180,20 +192,27 @@ def score_image(s: TwinSample, det: Detections) -> dict[str, Any]:
     taken = (np.hypot(bx[:, None] - dx[None], by[:, None] - dy[None]) < MATCH_FRACTION * br[:, None]).any(axis=1) \
         if len(bx) and len(dx) else np.zeros(len(bx), bool)
     thin = s.ice_nm[holes] < THIN_ICE_NM  # empty holes (0 nm) included
+    seen = visible_k >= ROSE_K if visible_k is not None else np.zeros(int(holes.sum()), bool)
     return {"tp": len(ti), "n_true": int(holes.sum()), "n_det": int(targets.sum()),
             "tp_thin": int(thin[ti].sum()), "n_thin": int(thin.sum()),
+            "tp_visible": int(seen[ti].sum()), "n_visible": int(seen.sum()),
+            "tp_visible_thin": int((seen & thin)[ti].sum()), "n_visible_thin": int((seen & thin).sum()),
             "centre_err_px": np.hypot(tx[ti] - dx[di], ty[ti] - dy[di]).tolist(), "ice_rho": rho,
             "blobs": int(blobs.sum()), "blobs_rejected": int((~taken).sum()),
             "elapsed_s": float(det["elapsed_s"][0]), "lattice": str(det["lattice"][0])}
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    tp, nt, nd, tp_thin, n_thin = (sum(r[k] for r in rows) for k in ("tp", "n_true", "n_det", "tp_thin", "n_thin"))
+    tp, nt, nd, tp_thin, n_thin, tp_vis, n_vis, tp_vt, n_vt = (
+        sum(r.get(k, 0) for r in rows) for k in ("tp", "n_true", "n_det", "tp_thin", "n_thin", "tp_visible", "n_visible",
+                                                 "tp_visible_thin", "n_visible_thin"))
     err = [e for r in rows for e in r["centre_err_px"]]
     rhos = [r["ice_rho"] for r in rows if r["ice_rho"] is not None and math.isfinite(r["ice_rho"])]
     blobs = sum(r["blobs"] for r in rows)
     return {"recall": tp / nt if nt else None, "precision": tp / nd if nd else None, "true_holes": nt,
             "recall_thin_ice": tp_thin / n_thin if n_thin else None, "thin_ice_holes": n_thin,
+            "recall_visible": tp_vis / n_vis if n_vis else None, "visible_holes": n_vis,
+            "recall_visible_thin_ice": tp_vt / n_vt if n_vt else None, "visible_thin_ice_holes": n_vt,
             "detections": nd, "centre_error_px_median": float(np.median(err)) if err else None,
             "centre_error_px_p95": float(np.percentile(err, 95)) if err else None,
             "ice_spearman": float(np.median(rhos)) if rhos else None, "ice_images": len(rhos),
@@ -201,10 +220,11 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "contaminants": blobs, "images": len(rows)}
 
 
-def evaluate(samples: list[TwinSample], run: Callable[[TwinSample], Detections]) -> list[dict[str, Any]]:
+def evaluate(samples: list[TwinSample], run: Callable[[TwinSample], Detections],
+             visible_k: list[npt.NDArray[np.float64]] | None = None) -> list[dict[str, Any]]:
     rows = []
-    for s in samples:
-        row = score_image(s, run(s))
+    for n, s in enumerate(samples):
+        row = score_image(s, run(s), visible_k[n] if visible_k is not None else None)
         row.update(film=s.combo[0], hole_type=s.combo[1], contrast=s.contrast, kind=s.kind, seed=s.seed,
                    held_out_combo=s.combo == HELD_OUT_COMBO)
         rows.append(row)
@@ -269,13 +289,27 @@ def _skimage(peer_path: Path | None) -> tuple[Any, str | None]:
                       "pass --peer-path with a folder it was pip-installed into")
 
 
-def _cached(folder: Path | None, name: str, make: Callable[[], list[TwinSample]]) -> list[TwinSample]:
+def visibility(samples: list[TwinSample]) -> list[npt.NDArray[np.float64]]:
+    """Each true hole's Rose SNR (:mod:`benchlib.visibility`), from the same image rendered again
+    without shot noise (same seed, film, contrast and shape: same world, square and imaging)."""
+    out = []
+    for s in samples:
+        make = square_sample if s.kind == "square" else view_sample
+        expected = make(s.seed, s.combo, s.contrast, shape=s.image.shape, noise=False)
+        holes = s.label < 2
+        if not np.array_equal(expected.x, s.x):
+            raise RuntimeError(f"seed {s.seed}: the noise-free render is not the same image")
+        out.append(rose_k(expected.image, s.x[holes], s.y[holes], s.radius[holes]))
+    return out
+
+
+def _cached(folder: Path | None, name: str, make: Callable[[], list[Any]]) -> list[Any]:
     if folder is None:
         return make()
     path = folder / f"{name}.pickle"
     if path.is_file():
         with path.open("rb") as fh:
-            loaded: list[TwinSample] = pickle.load(fh)
+            loaded: list[Any] = pickle.load(fh)
         return loaded
     folder.mkdir(parents=True, exist_ok=True)
     samples = make()
@@ -302,18 +336,19 @@ def main(argv: list[str] | None = None) -> int:
     kw: dict[str, Any] = quick if args.quick else {}
     tuning = _cached(args.cache, "tuning", lambda: image_set(TUNE_SEED, 1 if args.quick else args.tune_per_cell, **kw))
     held = _cached(args.cache, "held_out", lambda: image_set(HELD_OUT_SEED, 1 if args.quick else args.per_cell, **kw))
+    held_k = _cached(args.cache, "held_out_visibility", lambda: visibility(held))
     if args.render_only:
         return 0
     model = HoleModel(args.model or DEFAULT_MODEL_PATH, threads=args.threads, device="cpu")
     model.warm_up()
     ours_t, ours_f1 = tune(tuning, lambda t: run_ours(model, t), (0.3,) if args.quick else OUR_THRESHOLDS)
-    ours_rows = evaluate(held, run_ours(model, ours_t))
+    ours_rows = evaluate(held, run_ours(model, ours_t), held_k)
     skimage, why = _skimage(args.peer_path)
     peer_rows: list[dict[str, Any]] | None = None
     peer_t = peer_f1 = None
     if skimage is not None:
         peer_t, peer_f1 = tune(tuning, lambda t: run_peer(skimage, t), (0.4,) if args.quick else PEER_THRESHOLDS)
-        peer_rows = evaluate(held, run_peer(skimage, peer_t))
+        peer_rows = evaluate(held, run_peer(skimage, peer_t), held_k)
     ours, peer = splits(ours_rows), splits(peer_rows) if peer_rows else None
     full = [r["elapsed_s"] for r in ours_rows if r["kind"] == "square"]
     p50 = float(np.median(full)) if full else None
@@ -325,6 +360,12 @@ def main(argv: list[str] | None = None) -> int:
         "recall_thin_ice": ours["overall"]["recall_thin_ice"],
         "recall_thin_ice_low_contrast_carbon": ours["carbon_low"]["recall_thin_ice"],
         "precision_low_contrast_carbon": ours["carbon_low"]["precision"],
+        "recall_visible": ours["overall"]["recall_visible"],
+        "recall_visible_low_contrast_carbon": ours["carbon_low"]["recall_visible"],
+        "recall_visible_thin_ice": ours["overall"]["recall_visible_thin_ice"],
+        "recall_visible_thin_ice_low_contrast_carbon": ours["carbon_low"]["recall_visible_thin_ice"],
+        "visible_fraction": ours["overall"]["visible_holes"] / ours["overall"]["true_holes"]
+        if ours["overall"]["true_holes"] else None,
         "ice_spearman": ours["overall"]["ice_spearman"],
         "centre_error_px_median": ours["overall"]["centre_error_px_median"],
         "contaminant_rejection": ours["overall"]["contaminant_rejection"],
@@ -332,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_precision": peer["overall"]["precision"] if peer else None,
         "baseline_recall_low_contrast_carbon": peer["carbon_low"]["recall"] if peer else None,
         "baseline_recall_thin_ice": peer["overall"]["recall_thin_ice"] if peer else None,
+        "baseline_recall_visible": peer["overall"]["recall_visible"] if peer else None,
+        "baseline_recall_visible_thin_ice": peer["overall"]["recall_visible_thin_ice"] if peer else None,
         "baseline_reason": why,
         "latency_p50_s": p50, "square_shape": list(held[0].image.shape) if held else None,
         "microscope_square_image_s": square_s,
@@ -348,10 +391,13 @@ def main(argv: list[str] | None = None) -> int:
                                              "threads": args.threads}, "images": ours_rows,
            "baseline_images": peer_rows, "wall_s": time.perf_counter() - t0}
     print(json.dumps(flat, indent=1))
-    print("per split (ours):", json.dumps({k: {m: v[m] for m in ("recall", "precision")} if isinstance(v, dict) else v
+    print("per split (ours):", json.dumps({k: {m: v[m] for m in ("recall", "precision", "recall_visible",
+                                                                   "recall_visible_thin_ice")}
+                                           if isinstance(v, dict) else v
                                           for k, v in ours.items()}, indent=None, default=str))
     if peer:
-        print("per split (baseline):", json.dumps({k: {m: v[m] for m in ("recall", "precision")}
+        print("per split (baseline):", json.dumps({k: {m: v[m] for m in ("recall", "precision", "recall_visible",
+                                                                        "recall_visible_thin_ice")}
                                                    if isinstance(v, dict) else v for k, v in peer.items()}, default=str))
     print("real medmag:", json.dumps(real, default=str))
     if args.json is not None:

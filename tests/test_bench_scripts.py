@@ -85,6 +85,9 @@ def test_bench_holes_quick_writes_the_issue_keys(tmp_path: Path) -> None:
         assert key in d
     assert d["recall"] is not None and 0.0 <= float(d["recall"]) <= 1.0  # type: ignore[arg-type]
     assert d["baseline_recall"] is not None or d["baseline_reason"]
+    # The visible holes are a subset of all holes: the twin's quick squares show most of theirs.
+    assert d["visible_fraction"] is not None and 0.0 < float(d["visible_fraction"]) <= 1.0  # type: ignore[arg-type]
+    assert d["recall_visible"] is not None and float(d["recall_visible"]) >= float(d["recall"])  # type: ignore[arg-type]
 
 
 @pytest.mark.slow

@@ -136,7 +136,7 @@ def _radius_um(combo: Combo) -> float:
 
 
 def square_sample(seed: int, combo: Combo, contrast: Contrast, *, shape: tuple[int, int] = (1280, 1280),
-                  radius_px: float | None = None, offset_frac: float = 0.0) -> TwinSample:
+                  radius_px: float | None = None, offset_frac: float = 0.0, noise: bool = True) -> TwinSample:
     """A square (Search) image of a random square of a new world.
 
     Args:
@@ -146,6 +146,8 @@ def square_sample(seed: int, combo: Combo, contrast: Contrast, *, shape: tuple[i
             pitches across, SEED-DIGEST 3.2.5).
         radius_px: choose the pixel size so that a hole's radius is this many pixels.
         offset_frac: shift the centre by up to this fraction of the square side (crops).
+        noise: False gives the expected counts of the same image (same world, square and
+            imaging; no shot noise), for judging what the noisy image can show.
     """
     rng = np.random.default_rng([seed, 11])
     world = _world(seed, combo, rng)
@@ -154,15 +156,17 @@ def square_sample(seed: int, combo: Combo, contrast: Contrast, *, shape: tuple[i
     px = None if radius_px is None else hr / radius_px
     d = rng.uniform(-offset_frac, offset_frac, 2) * sq.side_um
     img = render_square(world, (sq.centre_um[0] + d[0], sq.centre_um[1] + d[1]), shape=shape, pixel_size_um=px,
-                        imaging=random_imaging(rng, SQUARE_IMAGING, contrast), noise_seed=int(rng.integers(1 << 30)))
+                        imaging=random_imaging(rng, SQUARE_IMAGING, contrast), noise=noise,
+                        noise_seed=int(rng.integers(1 << 30)))
     return TwinSample(image=img.image, pixel_size_um=img.pixel_size_um, kind="square", combo=combo,
                       contrast=contrast, hole_radius_um=hr, image_to_stage=img.image_to_stage, seed=seed,
                       **_labels(world, img, hr))
 
 
 def view_sample(seed: int, combo: Combo, contrast: Contrast, *, shape: tuple[int, int] = (1024, 1024),
-                pixel_size_um: float = 0.01) -> TwinSample:
-    """A medium-magnification (View) image around a random hole of a good square."""
+                pixel_size_um: float = 0.01, noise: bool = True) -> TwinSample:
+    """A medium-magnification (View) image around a random hole of a good square (``noise``: as in
+    :func:`square_sample`)."""
     rng = np.random.default_rng([seed, 12])
     world = _world(seed, combo, rng)
     sid = pick_square(world, rng, "good")
@@ -173,7 +177,8 @@ def view_sample(seed: int, combo: Combo, contrast: Contrast, *, shape: tuple[int
     imaging = replace(random_imaging(rng, VIEW_IMAGING, contrast), fringe=float(rng.uniform(0.0, 0.4)))
     hr = _radius_um(combo)
     img = render_view(world, (centre[0] + jitter[0], centre[1] + jitter[1]), shape=shape,
-                      pixel_size_um=pixel_size_um, imaging=imaging, noise_seed=int(rng.integers(1 << 30)))
+                      pixel_size_um=pixel_size_um, imaging=imaging, noise=noise,
+                      noise_seed=int(rng.integers(1 << 30)))
     return TwinSample(image=img.image, pixel_size_um=img.pixel_size_um, kind="view", combo=combo,
                       contrast=contrast, hole_radius_um=hr, image_to_stage=img.image_to_stage, seed=seed,
                       **_labels(world, img, hr))
