@@ -40,6 +40,7 @@ from gridpilot_sim.world.grid import (
 )
 from gridpilot_sim.world.hashing import hash_keys, smooth_noise, uniforms
 from gridpilot_sim.world.spec import HOLE_CLASSES, SQUARE_CLASSES
+from gridpilot_sim.world.torn import torn_film_missing
 
 if TYPE_CHECKING:
     from gridpilot_sim.world.world import World
@@ -122,14 +123,24 @@ def _film_grain(seed: int, material: str, x: F64, y: F64, px: float) -> F64:
 
 
 def _film_missing(world: World, hit: SquareHit, px: float) -> tuple[F64, F64]:
-    """Missing-film fraction and folded-film thickness for broken and partial squares."""
+    """Missing-film fraction and folded-film thickness for broken and partial squares.
+
+    A broken square has lost its film either from bar to bar, with curled remnants along some
+    edges, or (the torn ones, :mod:`gridpilot_sim.world.torn`) inside an irregular hole with
+    folded film along parts of its edge; a partial square has lost it on one side of a wobbly
+    cut, with a folded band along the cut.
+    """
     t = world.table
     k = np.maximum(hit.k, 0)
     cls = np.where(hit.k >= 0, t.cls[k], -1)
     missing = np.zeros(k.shape)
     fold = np.zeros(k.shape)
     half = t.half_um[k]
-    broken = cls == _SQ["broken"]
+    torn = world.torn.active[k] & (hit.k >= 0)
+    if torn.any():
+        missing[torn], band = torn_film_missing(world.torn, k[torn], hit.lx[torn], hit.ly[torn], half[torn], px)
+        fold[torn] = FOLD_NM * band
+    broken = (cls == _SQ["broken"]) & ~torn
     if broken.any():
         lx, ly = hit.lx[broken], hit.ly[broken]
         kb = k[broken]

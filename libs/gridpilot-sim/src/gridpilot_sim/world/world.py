@@ -55,6 +55,7 @@ from gridpilot_sim.world.spec import (
     HoleClass,
     SquareClass,
 )
+from gridpilot_sim.world.torn import TornFilm, draw_torn_film
 from gridpilot_sim.world.truth import BlobRecord, HoleRecord, SquareRecord
 
 __all__ = ["LocalScene", "Region", "World", "square_id"]
@@ -125,6 +126,7 @@ class World:
         self.frame: Final[MeshFrame] = frame
         self.table: Final[SquareTable] = table
         self.film: Final[FilmFrame] = build_film_frame(self.seed, self.spec)
+        self.torn: Final[TornFilm] = draw_torn_film(self.seed, table)
         self._row = {square_id(int(i), int(j)): k for k, (i, j) in enumerate(zip(table.i, table.j, strict=True))}
         self._features: dict[int, SquareFeatures] = {}
         self._holes: dict[int, tuple[HoleRecord, ...]] = {}
