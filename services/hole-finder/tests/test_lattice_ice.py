@@ -182,3 +182,20 @@ def test_public_names_exist() -> None:
     assert len(hole_finder.__all__) == len(set(hole_finder.__all__))
     for name in hole_finder.__all__:
         assert not name.startswith("_") and hasattr(hole_finder, name), name
+
+
+def test_the_completion_offers_free_sites_whose_hole_the_image_border_cuts() -> None:
+    """A site whose centre is in the frame but within a radius of its edge is a hole to target
+    (a View holds a few dozen): the completion's default margin offers it; one radius would not."""
+    from hole_finder.holes import COMPLETION_BORDER_RADII, _free_sites
+
+    i, j = np.meshgrid(np.arange(9), np.arange(9))
+    x, y = 22.0 + 40.0 * i.ravel(), 22.0 + 40.0 * j.ravel()  # the last column at x = 342
+    detected = x < 330  # the network found all but the last column
+    fit = fit_lattice(x[detected], y[detected])
+    shape, r = (384, 350), 10.0  # W = 350: the last column's centres are 7 px from the border
+    sx, sy = _free_sites(fit, "no image lattice", shape, COMPLETION_BORDER_RADII * r)
+    for want in 22.0 + 40.0 * np.arange(9):  # every planted site of the cut column
+        assert (np.hypot(sx - 342.0, sy - want) < 0.5).any(), want
+    sx1, _ = _free_sites(fit, "no image lattice", shape, r)
+    assert not np.isclose(sx1, 342.0, atol=0.5).any()
