@@ -12,7 +12,8 @@ order of the chain:
 - *dropped off-lattice*: found and kept by the bar rule, then dropped as off the fitted lattice;
 - *never fired*, split by what the lattice stage made of its site: *no lattice* (the fit was not
   used), *site refused* (the completion tried its site: the first test it failed), *at the image
-  border* (the completion leaves sites within a radius of it) or *not a free site* (outside
+  border* (its centre within ``COMPLETION_BORDER_RADII`` hole radii of it, where the completion
+  tries no site) or *not a free site* (outside
   the completed area, or off the fitted lattice);
 
 and the attributes it has: thick ice (mean > 120 nm, the twin's "thick"), beside the bars (the
@@ -40,7 +41,14 @@ import numpy.typing as npt
 from gridpilot.contracts import HoleFinderParams
 from gridpilot_sim.world.grid import locate_squares
 from gridpilot_sim.world.scene import evaluate_points
-from hole_finder.holes import NOMINAL_HOLE_DIAMETER_UM, HoleSet, check_image, detect_raw, find_holes
+from hole_finder.holes import (
+    COMPLETION_BORDER_RADII,
+    NOMINAL_HOLE_DIAMETER_UM,
+    HoleSet,
+    check_image,
+    detect_raw,
+    find_holes,
+)
 from hole_finder.model import DEFAULT_MODEL_PATH, HoleModel
 from hole_finder.twin_data import TwinSample, _world
 
@@ -73,7 +81,7 @@ def _site_cause(final: HoleSet, s: TwinSample, x: float, y: float) -> str:
             return f"never fired, site refused: {sites.first_refusal()[k]}"
     h, w = s.image.shape
     r = (_hole_um(s) or NOMINAL_HOLE_DIAMETER_UM) / 2 / s.pixel_size_um
-    if min(x, y, w - 1 - x, h - 1 - y) < r:
+    if min(x, y, w - 1 - x, h - 1 - y) < COMPLETION_BORDER_RADII * r:
         return "never fired, at the image border"
     return "never fired, not a free site"
 
