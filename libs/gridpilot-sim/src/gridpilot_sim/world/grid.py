@@ -33,6 +33,8 @@ __all__ = [
     "SquareTable",
     "build_square_table",
     "locate_squares",
+    "pixel_coverage",
+    "relative_square_samples",
     "rounded_box_sdf",
     "square_ice_nm",
     "square_meniscus_nm",
@@ -124,6 +126,18 @@ class SquareHit:
     lx: F64  # mesh-frame coordinates from the square's centre, µm
     ly: F64
     sdf_um: F64  # signed distance to the open area's edge (< 0 inside)
+
+
+def pixel_coverage(sdf: F64, px: float) -> F64:
+    """Fraction of a pixel inside a shape (sdf < 0) for a box-filtered pixel of size px."""
+    return np.clip(0.5 - sdf / px, 0.0, 1.0)
+
+
+def relative_square_samples(n: int) -> tuple[F64, F64]:
+    """Pixel centres of an n × n grid over the relative square [−1, 1]², flattened (ux, uy)."""
+    g = (np.arange(n) + 0.5) / n * 2 - 1
+    ux, uy = np.meshgrid(g, g)
+    return ux.ravel(), uy.ravel()
 
 
 def rounded_box_sdf(lx: F64, ly: F64, half: F64 | float, radius: F64 | float) -> F64:
@@ -272,8 +286,7 @@ def cut_projection(angle: F64, wob: F64, phase: F64, ux: F64, uy: F64) -> F64:
 
 def _cut_thresholds(angle: F64, frac: F64, wob: F64, phase: F64, active: npt.NDArray[np.bool_]) -> F64:
     """Per-square threshold so that ``frac`` of the (relative) square is missing."""
-    g = (np.arange(_CUT_SAMPLES) + 0.5) / _CUT_SAMPLES * 2 - 1
-    ux, uy = (a.ravel() for a in np.meshgrid(g, g))
+    ux, uy = relative_square_samples(_CUT_SAMPLES)
     u0 = np.full(angle.shape, np.inf)
     for k in np.flatnonzero(active):
         proj = cut_projection(angle[k : k + 1], wob[k : k + 1], phase[k : k + 1], ux, uy)

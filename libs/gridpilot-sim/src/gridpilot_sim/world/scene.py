@@ -35,6 +35,7 @@ from gridpilot_sim.world.grid import (
     SquareHit,
     cut_projection,
     locate_squares,
+    pixel_coverage,
     square_ice_nm,
     square_meniscus_nm,
 )
@@ -71,11 +72,6 @@ _MAX_HOLE_RANGE: Final[int] = 20_000_000  # largest (a, b) index range marked di
 _RIM_FLOOR: Final[float] = math.exp(-1.0 / RIM_WIDTH_FRAC)  # so the rim term is exactly 0 at ρ = 0
 _SQ: dict[str, int] = {c: i for i, c in enumerate(SQUARE_CLASSES)}
 _HOLE: dict[str, int] = {c: i for i, c in enumerate(HOLE_CLASSES)}
-
-
-def _aa(sdf: F64, px: float) -> F64:
-    """Fraction of a pixel inside a shape (sdf < 0) for a box-filtered pixel of size px."""
-    return np.clip(0.5 - sdf / px, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -149,7 +145,7 @@ def _film_missing(world: World, hit: SquareHit, px: float) -> tuple[F64, F64]:
         along = np.where(edge < 2, ly, lx) / half[broken]
         width = t.remnant_um[kb] * np.maximum(np.sin(4.0 * along + t.cut_phase[kb] + edge), 0.0)
         dist = -hit.sdf_um[broken] - width  # > 0 away from the remnant
-        missing[broken] = np.where(has > 0, _aa(-dist, px), 1.0)
+        missing[broken] = np.where(has > 0, pixel_coverage(-dist, px), 1.0)
         fold[broken] = np.where(has > 0, FOLD_NM * (1.0 - missing[broken]), 0.0)
     partial = cls == _SQ["partial"]
     if partial.any():
@@ -157,7 +153,7 @@ def _film_missing(world: World, hit: SquareHit, px: float) -> tuple[F64, F64]:
         h = half[partial]
         proj = cut_projection(t.cut_angle[kp], t.cut_wob[kp], t.cut_phase[kp], hit.lx[partial] / h, hit.ly[partial] / h)
         dist = (proj - t.cut_u0[kp]) * h  # > 0 on the missing side, µm
-        missing[partial] = _aa(-dist, px)
+        missing[partial] = pixel_coverage(-dist, px)
         ca, sa = np.cos(t.cut_angle[kp]), np.sin(t.cut_angle[kp])
         along = (-sa * hit.lx[partial] + ca * hit.ly[partial]) / h
         band = t.remnant_um[kp] * np.maximum(np.sin(5.0 * along + t.cut_phase[kp]), 0.15)
@@ -177,7 +173,7 @@ def _holey(world: World, x: F64, y: F64, px: float) -> tuple[F64, F64, F64, F64]
     cx, cy, radius = hp.cx[idx], hp.cy[idx], hp.radius_um[idx]
     d = np.hypot(x - cx, y - cy)
     sdf = np.where(hp.present[idx], d - radius, 1e6)
-    cov = _aa(sdf, px)
+    cov = pixel_coverage(sdf, px)
     # Holes much smaller than a pixel: their box-filtered coverage tends to the fill fraction.
     blend = float(np.clip((px / ff.pitch_um - _AA_BLEND[0]) / (_AA_BLEND[1] - _AA_BLEND[0]), 0.0, 1.0))
     if blend > 0:
@@ -261,11 +257,11 @@ def evaluate_points(world: World, x_um: F64, y_um: F64, px_um: float, hit: Squar
     """
     frame = world.frame
     hit = hit if hit is not None else locate_squares(frame, world.table, x_um, y_um)
-    open_cov = _aa(hit.sdf_um, px_um)
+    open_cov = pixel_coverage(hit.sdf_um, px_um)
     r = np.hypot(x_um, y_um)
     vacuum = np.zeros_like(open_cov)
     if frame.clip_radius_um is None:
-        outside = _aa(frame.grid_radius_um - r, px_um)
+        outside = pixel_coverage(frame.grid_radius_um - r, px_um)
         open_cov = np.maximum(open_cov, outside)
         vacuum = outside
     t_sq = square_ice_nm(world.table, hit.k, hit.lx, hit.ly)
@@ -279,7 +275,7 @@ def evaluate_points(world: World, x_um: F64, y_um: F64, px_um: float, hit: Squar
         hole_cov, hole_nm, extra, edge = _holey(world, x_um, y_um, px_um)
     elif kind == "lacey":
         s = lacey_sdf_um(world.film, x_um, y_um)
-        hole_cov = _aa(-s, px_um)
+        hole_cov = pixel_coverage(-s, px_um)
         hole_nm = t_sq * (1.0 + _LACEY_MENISCUS[0] * np.exp(-np.maximum(s, 0.0) / _LACEY_MENISCUS[1]))
         extra, edge = zeros, np.minimum(-s, NO_EDGE_UM)
     else:
@@ -328,7 +324,7 @@ def _stamp_features(world: World, grid: PixelGrid, vacuum: F32, extra: F32) -> N
             dx, dy = x1 - x0, y1 - y0
             tt = np.clip(((xx - x0) * dx + (yy - y0) * dy) / max(dx * dx + dy * dy, 1e-12), 0, 1)
             dist = np.hypot(xx - x0 - tt * dx, yy - y0 - tt * dy)
-            vacuum[win] = np.maximum(vacuum[win], _aa(dist - hw, px))
+            vacuum[win] = np.maximum(vacuum[win], pixel_coverage(dist - hw, px))
 
 
 def evaluate_grid(world: World, grid: PixelGrid) -> SceneFields:
@@ -346,9 +342,9 @@ def evaluate_grid(world: World, grid: PixelGrid) -> SceneFields:
     x, y = grid.stage_coords()
     px = grid.pixel_size_um
     hit = locate_squares(world.frame, world.table, x, y)
-    open_cov = _aa(hit.sdf_um, px)
+    open_cov = pixel_coverage(hit.sdf_um, px)
     if world.frame.clip_radius_um is None:
-        open_cov = np.maximum(open_cov, _aa(world.frame.grid_radius_um - np.hypot(x, y), px))
+        open_cov = np.maximum(open_cov, pixel_coverage(world.frame.grid_radius_um - np.hypot(x, y), px))
     idx = np.flatnonzero(open_cov > 0)
     shape = grid.shape
     fields = {name: np.zeros(shape[0] * shape[1], dtype=np.float32) for name in

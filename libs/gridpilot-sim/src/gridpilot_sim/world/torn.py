@@ -25,7 +25,12 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from gridpilot_sim.world.grid import SquareTable, rounded_box_sdf
+from gridpilot_sim.world.grid import (
+    SquareTable,
+    pixel_coverage,
+    relative_square_samples,
+    rounded_box_sdf,
+)
 from gridpilot_sim.world.hashing import hash_keys, uniforms
 from gridpilot_sim.world.spec import SQUARE_CLASSES
 
@@ -109,8 +114,7 @@ def draw_torn_film(seed: int, table: SquareTable) -> TornFilm:
         radius=np.zeros(m), fold_um=TORN_FOLD_UM[0] + (TORN_FOLD_UM[1] - TORN_FOLD_UM[0]) * u_fold,
         fold_phase=2 * math.pi * u_fold_phase, fold_waves=(2 + np.floor(3 * u_waves)).astype(np.int64),
     )
-    g = (np.arange(_SAMPLES) + 0.5) / _SAMPLES * 2 - 1
-    ux, uy = (a.ravel() for a in np.meshgrid(g, g))
+    ux, uy = relative_square_samples(_SAMPLES)
     for k in np.flatnonzero(active):
         corner = table.corner_um[k] / table.half_um[k]
         inside = rounded_box_sdf(ux, uy, 1.0, corner) < 0
@@ -143,7 +147,7 @@ def torn_film_missing(t: TornFilm, k: I64, lx: F64, ly: F64, half_um: F64, px_um
     """
     q, g = _outline_q(t, k, lx / half_um, ly / half_um)
     dist = (q - t.radius[k]) * g * half_um  # > 0 on the film, µm
-    missing = np.clip(0.5 - dist / px_um, 0.0, 1.0)
+    missing = pixel_coverage(dist, px_um)
     theta = np.arctan2(ly / half_um - t.cy[k], lx / half_um - t.cx[k])
     width = t.fold_um[k] * np.maximum(np.sin(t.fold_waves[k] * theta + t.fold_phase[k]), 0.0)
     # Box-filtered share of the pixel on the band (0, width): narrow bands keep their weight.
