@@ -204,7 +204,7 @@ def score_image(s: TwinSample, det: Detections, visible_k: npt.NDArray[np.float6
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     tp, nt, nd, tp_thin, n_thin, tp_vis, n_vis, tp_vt, n_vt = (
-        sum(r.get(k, 0) for r in rows) for k in ("tp", "n_true", "n_det", "tp_thin", "n_thin", "tp_visible", "n_visible",
+        sum(r[k] for r in rows) for k in ("tp", "n_true", "n_det", "tp_thin", "n_thin", "tp_visible", "n_visible",
                                                  "tp_visible_thin", "n_visible_thin"))
     err = [e for r in rows for e in r["centre_err_px"]]
     rhos = [r["ice_rho"] for r in rows if r["ice_rho"] is not None and math.isfinite(r["ice_rho"])]

@@ -68,16 +68,16 @@ _SCALE_MARGIN_PX: Final[tuple[float, float]] = (0.5, 1.0)
 #: moved onto the site: the lattice, fitted to hundreds of holes, places it better than one noisy
 #: heat-map peak does (at low dose the network's peak wanders by half a radius).
 SNAP_FRACTION: Final[float] = 0.35
-#: The image's own lattice stands in for the detections' only if, when there are at least this
-#: many detections, this fraction of them sit on it. Points at random sit within 0.25 pitch of a
-#: site by chance π/16 ≈ 0.2 of the time; on the tuning squares right lattices held 0.44–0.84,
-#: lacey film's waves and a wrong lattice 0.12–0.20.
 #: The lattice completion tries free sites whose centre lies this many hole radii inside the
 #: image (0: any centre in the frame; its tests judge the part of the disc in view). A hole the
 #: border cuts is still a hole to target, and a View holds only a few dozen: on the bench's 34
 #: tuning images, recall went 0.9232 → 0.9246 at precision 0.9704 → 0.9703 (Views 0.961 → 0.969)
 #: against a margin of one radius, the rule before.
 COMPLETION_BORDER_RADII: Final[float] = 0.0
+#: The image's own lattice stands in for the detections' only if, when there are at least this
+#: many detections, this fraction of them sit on it. Points at random sit within 0.25 pitch of a
+#: site by chance π/16 ≈ 0.2 of the time; on the tuning squares right lattices held 0.44–0.84,
+#: lacey film's waves and a wrong lattice 0.12–0.20.
 _MIN_CHECK_DETECTIONS: Final[int] = 4
 _MIN_PERIODIC_INLIERS: Final[float] = 0.3
 
