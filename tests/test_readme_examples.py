@@ -66,7 +66,7 @@ def test_render_a_twin_movie_then_super_resolve_it(tmp_path: Path) -> None:
 def test_render_a_twin_square_then_find_its_holes(tmp_path: Path) -> None:
     _gridpilot("sim", "render", "square", "--seed", "4", "--grid-spec", '{"hole_type": "R2/1"}',
                "--square-class", "good", "--out", "sq.mrc", cwd=tmp_path)
-    _gridpilot("detect", "holes", "sq.mrc", "--hole-size-um", "2", "--json", "holes.json", "--png", "holes.png",
+    _gridpilot("detect", "holes", "sq.mrc", "--hole-type", "R2/1", "--json", "holes.json", "--png", "holes.png",
                cwd=tmp_path)
     found = json.loads((tmp_path / "holes.json").read_text())["holes"]
     truth = json.loads((tmp_path / "sq.truth.json").read_text())["holes"]

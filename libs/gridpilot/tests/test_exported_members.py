@@ -8,7 +8,7 @@ import pytest
 
 MODULES = ["gridpilot.contracts", "gridpilot.bus", "gridpilot.storage", "gridpilot.service",
            "gridpilot_sim", "gridpilot.optics", "gridpilot.errors", "gridpilot.logs",
-           "gridpilot.embedded", "gridpilot.detection"]
+           "gridpilot.embedded", "gridpilot.detection", "gridpilot.films"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -41,3 +42,20 @@ def test_detect_holes_needs_a_pixel_size_and_a_readable_file(tmp_path: Path, cap
     assert "absent.mrc" in capsys.readouterr().err
     assert main(["detect", "holes", str(path), "--pixel-size-nm", "50", "--hole-size-um", "-1"]) == 2
     assert "--hole-size-um" in capsys.readouterr().err
+    assert main(["detect", "holes", str(path), "--pixel-size-nm", "50", "--hole-type", "lacey"]) == 2
+    assert "names no regular hole pattern" in capsys.readouterr().err
+    assert main(["detect", "holes", str(path), "--pixel-size-nm", "50", "--hole-type", "R1.2/1.3",
+                 "--hole-pitch-um", "1.0"]) == 2
+    assert "must exceed the hole size" in capsys.readouterr().err
+
+
+def test_hole_type_sets_size_and_pitch_and_the_flags_win() -> None:
+    from hole_finder.cli import film_geometry
+
+    def geometry(**kw: Any) -> tuple[float | None, float | None]:
+        return film_geometry(argparse.Namespace(**{"hole_size_um": None, "hole_pitch_um": None, "hole_type": None, **kw}))
+
+    assert geometry(hole_type="R1.2/1.3") == (1.2, 2.5)
+    assert geometry(hole_type="R2/1", hole_size_um=2.1) == (2.1, 3.0)
+    assert geometry(hole_size_um=2.0) == (2.0, None)
+    assert geometry() == (None, None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -94,3 +96,53 @@ def test_find_holes_falls_back_to_the_image_lattice_when_the_network_sees_nothin
     inner = (cx > 16) & (cy > 16) & (cx < 623) & (cy < 623)
     d = np.hypot(cx[inner][:, None] - hx[None], cy[inner][:, None] - hy[None]).min(axis=1)
     assert np.mean(d < 4.0) > 0.9  # holes 4 % brighter than the film, 40 counts/px
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3])
+def test_the_films_pitch_finds_a_lattice_too_faint_for_the_free_search(seed: int) -> None:
+    # Holes 0.75 % brighter than the film: no single spectral peak and its partner stand out …
+    img, cx, cy = _film(30.0, 14.0, radius=8.0, hole=40.3, shape=(640, 640), origin=(320.0, 320.0), seed=seed)
+    assert isinstance(image_lattice(img, radius_px=8.0), str)
+    # … but the four peaks of the lattice at the hole type's pitch (1.5 % off: the pixel size's
+    # calibration) do, together.
+    found = image_lattice(img, radius_px=8.0, pitch_px=30.0 * 1.015)
+    assert not isinstance(found, str), found
+    assert found.weak
+    assert found.lattice.pitch_px == pytest.approx(30.0, rel=0.005)
+    _, _, dist = found.lattice.index(cx, cy)
+    assert np.mean(dist < 0.5 * 8.0) >= 0.95  # registered: the holes sit on its sites
+
+
+def test_a_clear_lattice_wins_over_a_wrong_hole_type_and_a_harmonic_gives_way_to_the_films_pitch() -> None:
+    img, _, _ = _film(30.0, 14.0, radius=8.0, hole=44.0, shape=(640, 640), origin=(320.0, 320.0))
+    # The grid's hole type says 40 px; the image clearly shows 30: the image is believed.
+    found = image_lattice(img, radius_px=8.0, pitch_px=40.0)
+    assert not isinstance(found, str) and not found.weak
+    assert found.lattice.pitch_px == pytest.approx(30.0, rel=0.01)
+    # A free lattice at the (1, 1) harmonic of the film's pitch (30 = 42.4 / √2) is not the film's:
+    # the search at its pitch decides (here it finds no lattice at 42.4 px, rightly).
+    harmonic = image_lattice(img, radius_px=8.0, pitch_px=30.0 * math.sqrt(2))
+    assert isinstance(harmonic, str) or harmonic.weak
+
+
+@pytest.mark.parametrize("kind", ["noise", "random blobs"])
+def test_the_films_pitch_finds_no_lattice_where_there_is_none(kind: str) -> None:
+    rng = np.random.default_rng(3)
+    img = np.full((640, 640), 40.0)
+    if kind == "random blobs":
+        yy, xx = np.mgrid[:640, :640]
+        for x, y in rng.uniform(0, 640, (450, 2)):
+            img[np.hypot(xx - x, yy - y) < 8] = 48.0
+    found = image_lattice(rng.poisson(img).astype(np.float32), radius_px=8.0, pitch_px=30.0)
+    assert isinstance(found, str), f"found {found.lattice} ({found.peak_ratio:.1f}× noise)"
+
+
+def test_the_lattice_is_coherent_only_where_the_film_has_holes() -> None:
+    img, _, _ = _film(30.0, 14.0, radius=8.0, hole=41.0, shape=(640, 640), origin=(320.0, 320.0))
+    img[:, 320:] = np.random.default_rng(9).poisson(40.0, (640, 320))  # the right half: film, no holes
+    found = image_lattice(img, radius_px=8.0, pitch_px=30.0)
+    assert not isinstance(found, str), found
+    sx, sy = found.film_sites(found.lattice, img.shape, margin_px=8.0)
+    on = found.coherent(found.lattice, img.shape, sx, sy)
+    assert on[sx < 290].mean() >= 0.95
+    assert on[sx > 320 + 3.5 * 30].mean() <= 0.05  # beyond the neighbourhood of the holes

@@ -48,7 +48,7 @@ async def service(nats_url: str, tmp_path: Path, carbon_square: TwinSample) -> A
 def _job(sample: TwinSample, **change: Any) -> DetectHolesJob:
     fields: dict[str, Any] = {"session_id": "s1", "grid_id": "g1", "square_id": "sq1", "square_key": _KEY,
                               "pixel_size_a": sample.pixel_size_um * 1e4, "image_to_stage": sample.image_to_stage,
-                              "hole_diameter_um": 2.0}
+                              "hole_diameter_um": 2.0, "hole_pitch_um": 3.0}  # R2/1
     return DetectHolesJob(**{**fields, **change})
 
 
@@ -94,6 +94,7 @@ async def test_http_refuses_bad_requests_with_a_message(service: tuple[FastAPI, 
         wrong_px = await c.post("/v1/detect", json=_job(carbon_square, pixel_size_a=job.pixel_size_a * 2)
                                 .model_dump(mode="json"))
         negative = await c.post("/v1/detect", json={**job.model_dump(mode="json"), "hole_diameter_um": -1})
+        inside = await c.post("/v1/detect", json={**job.model_dump(mode="json"), "hole_pitch_um": 1.5})
         upload = await c.post("/v1/detect/upload", files={"image": ("s.mrc", b"\x00" * 100)})
         no_px = await c.post("/v1/detect/upload", files={"image": ("s.mrc", no_px_bytes)})
     assert missing.status_code == 404 and "sessions/s1/none.mrc" in missing.json()["message"]
@@ -101,6 +102,7 @@ async def test_http_refuses_bad_requests_with_a_message(service: tuple[FastAPI, 
     assert tiny.status_code == 422 and "8 × 8" in tiny.json()["message"]
     assert wrong_px.status_code == 422 and "pixel_size_a" in wrong_px.json()["message"]
     assert negative.status_code == 422 and "hole_diameter_um" in negative.json()["message"]
+    assert inside.status_code == 422 and "hole_pitch_um (1.5) must exceed" in inside.json()["message"]
     assert upload.status_code == 422
     assert no_px.status_code == 422 and "pixel_size_a" in no_px.json()["message"]
 
@@ -113,7 +115,7 @@ async def test_upload_of_an_mrc_gives_the_same_holes_as_the_stored_image(
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://h") as c:
         stored = await c.post("/v1/detect", json=_job(carbon_square).model_dump(mode="json"), timeout=120)
         uploaded = await c.post("/v1/detect/upload", files={"image": ("s.mrc", io.BytesIO(data))},
-                                data={"hole_diameter_um": "2.0"}, timeout=120)
+                                data={"hole_diameter_um": "2.0", "hole_pitch_um": "3.0"}, timeout=120)
     assert uploaded.status_code == 200, uploaded.text
     a = [(round(h.x_px, 2), round(h.y_px, 2)) for h in HolesDetected.model_validate(stored.json()).holes]
     b = [(round(h.x_px, 2), round(h.y_px, 2)) for h in HolesDetected.model_validate(uploaded.json()).holes]

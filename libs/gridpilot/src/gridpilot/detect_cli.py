@@ -5,7 +5,7 @@ module with ``add_args(parser)`` and ``main(args)``, its docstring the help), so
 never imports a service:
 
   gridpilot detect atlas ATLAS.mrc [--pixel-size-um P] [--json OUT] [--png OUT]
-  gridpilot detect holes SQUARE.mrc [--pixel-size-nm P] [--hole-size-um D] [--json OUT] [--png OUT]
+  gridpilot detect holes SQUARE.mrc [--pixel-size-nm P] [--hole-type T | --hole-size-um D] [--json OUT] [--png OUT]
 """
 
 from __future__ import annotations

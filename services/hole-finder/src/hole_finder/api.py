@@ -44,6 +44,7 @@ async def detect_upload(
     image: Annotated[UploadFile, File(description="MRC square or View image")],
     pixel_size_a: Annotated[float | None, Form(gt=0)] = None,
     hole_diameter_um: Annotated[float | None, Form(gt=0, le=50)] = None,
+    hole_pitch_um: Annotated[float | None, Form(gt=0, le=100)] = None,
     use_lattice: Annotated[bool, Form()] = True,
 ) -> HolesDetected:
     """Upload an MRC image and find its holes (nothing is stored)."""
@@ -55,7 +56,7 @@ async def detect_upload(
         raise InvalidInput("the MRC header has no pixel size: give pixel_size_a", field="pixel_size_a")
     job = DetectHolesJob(square_key=_UPLOAD_KEY, square_id="upload", pixel_size_a=px,
                          image_to_stage=((px * 1e-4, 0.0, 0.0), (0.0, -px * 1e-4, 0.0)),
-                         hole_diameter_um=hole_diameter_um, params=HoleFinderParams(use_lattice=use_lattice))
+                         hole_diameter_um=hole_diameter_um, hole_pitch_um=hole_pitch_um, params=HoleFinderParams(use_lattice=use_lattice))
     model = model_of(deps)
     start = time.perf_counter()
     found = await asyncio.to_thread(run_find_holes, array, job, model)

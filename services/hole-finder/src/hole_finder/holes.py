@@ -80,6 +80,9 @@ COMPLETION_BORDER_RADII: Final[float] = 0.0
 #: lacey film's waves and a wrong lattice 0.12–0.20.
 _MIN_CHECK_DETECTIONS: Final[int] = 4
 _MIN_PERIODIC_INLIERS: Final[float] = 0.3
+#: … and this fraction for a faint lattice found only at the film's known pitch: a lattice a
+#: little off the true one matches the network's holes in one patch and misses them elsewhere.
+_MIN_WEAK_INLIERS: Final[float] = 0.45
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,7 @@ def detect_raw(img: npt.NDArray[np.float32], *, radius_px: float, model: HoleMod
 
 def find_holes(image: npt.NDArray[np.generic], *, pixel_size_a: float, model: HoleModel,
                params: HoleFinderParams | None = None, hole_diameter_um: float | None = None,
-               image_to_stage: Affine | None = None) -> HoleSet:
+               hole_pitch_um: float | None = None, image_to_stage: Affine | None = None) -> HoleSet:
     """Find, classify and measure the holes of one image.
 
     Parameters
@@ -198,6 +201,9 @@ def find_holes(image: npt.NDArray[np.generic], *, pixel_size_a: float, model: Ho
     model : the loaded detector
     params : thresholds and switches (:class:`~gridpilot.contracts.HoleFinderParams`)
     hole_diameter_um : nominal hole size (R1.2/1.3 → 1.2); ``None``: 1.4 µm
+    hole_pitch_um : nominal lattice pitch, hole size plus spacing (R1.2/1.3 → 2.5); ``None``:
+        unknown. Known, it lets the image's own periodicity find a fainter lattice
+        (:func:`~hole_finder.periodic.image_lattice`)
     image_to_stage : 2 × 3 affine (col, row, 1) → stage µm; ``None``: pixel size from the origin
 
     Returns
@@ -231,7 +237,8 @@ def find_holes(image: npt.NDArray[np.generic], *, pixel_size_a: float, model: Ho
         stats = HoleIntensities(stats.mean[~on_bar], stats.median[~on_bar], stats.background[~on_bar])
     if params.use_lattice:
         x, y, r, score, labels, added, stats, lattice, sites = _apply_lattice(
-            img, pred, lb, x, y, r, score, labels, stats, level, px_um, radius_px, params)
+            img, pred, lb, x, y, r, score, labels, stats, level, px_um, radius_px, params,
+            pitch_px=hole_pitch_um / px_um if hole_pitch_um else None)
     ice = estimate_ice(stats.mean, labels, mfp_nm=params.ice_mfp_nm)
     (a, b, tx), (d, e, ty) = image_to_stage or ((px_um, 0.0, 0.0), (0.0, -px_um, 0.0))
     holes = _detections(x, y, r, score, labels, stats.mean, stats.median, ice.thickness_nm,
@@ -290,7 +297,11 @@ def _free_sites(fit: LatticeResult, periodic: ImageLattice | str, shape: tuple[i
     taken = set(zip(fit.i[fit.inlier].tolist(), fit.j[fit.inlier].tolist(), strict=True))
     taken |= set(zip(ei.tolist(), ej.tolist(), strict=True))
     new = np.array([(a, b) not in taken for a, b in zip(i.tolist(), j.tolist(), strict=True)], bool)
-    return np.concatenate([sx, fx[new]]), np.concatenate([sy, fy[new]])
+    sx, sy = np.concatenate([sx, fx[new]]), np.concatenate([sy, fy[new]])
+    if periodic.weak:  # a faint lattice: only where its neighbourhood shows holes (not a dark bar, torn film)
+        on = periodic.coherent(fit.lattice, shape, sx, sy)
+        sx, sy = sx[on], sy[on]
+    return sx, sy
 
 
 def _put(a: F64, at: npt.NDArray[np.intp], values: F64) -> F64:
@@ -301,8 +312,8 @@ def _put(a: F64, at: npt.NDArray[np.intp], values: F64) -> F64:
 
 def _apply_lattice(img: npt.NDArray[np.float32], pred: RawPrediction, lb: Letterbox, x: F64, y: F64, r: F64,
                    score: F64, labels: npt.NDArray[np.str_], stats: HoleIntensities, level: float | None,
-                   px_um: float, radius_px: float,
-                   params: HoleFinderParams) -> tuple[F64, F64, F64, F64, npt.NDArray[np.str_],
+                   px_um: float, radius_px: float, params: HoleFinderParams, *,
+                   pitch_px: float | None = None) -> tuple[F64, F64, F64, F64, npt.NDArray[np.str_],
                                                       npt.NDArray[np.bool_], HoleIntensities, LatticeFit,
                                                       SiteTests | None]:
     """Fit the lattice to hole/empty detections; drop strays, complete free sites; or fall back.
@@ -313,18 +324,21 @@ def _apply_lattice(img: npt.NDArray[np.float32], pred: RawPrediction, lb: Letter
     target = labels != "contaminant"
     raw_x, raw_y = x, y
     fit = fit_lattice(x[target], y[target], min_holes=params.min_lattice_holes)
-    periodic = image_lattice(img, radius_px=radius_px)
+    periodic = image_lattice(img, radius_px=radius_px, pitch_px=pitch_px)
     none_added = np.zeros(len(x), bool)
     if fit.lattice is None:
         if isinstance(periodic, str):
             return x, y, r, score, labels, none_added, stats, LatticeFit(mode="detections",
                                                                          reason=f"{fit.reason}; {periodic}"), None
-        own = on_lattice(periodic.lattice, x[target], y[target],
-                         f"lattice from the image's periodicity (spectral peak {periodic.peak_ratio:.0f}× the "
-                         f"median); the detections alone gave none: {fit.reason}")
-        if len(own.inlier) >= _MIN_CHECK_DETECTIONS and own.inlier.mean() < _MIN_PERIODIC_INLIERS:
+        source = (f"a faint lattice at the film's pitch in the image's spectrum (its peaks {periodic.peak_ratio:.1f}× "
+                  "noise)" if periodic.weak else
+                  f"lattice from the image's periodicity (spectral peak {periodic.peak_ratio:.0f}× the median)")
+        own = on_lattice(periodic.lattice, x[target], y[target], f"{source}; the detections alone gave none: {fit.reason}")
+        need = _MIN_WEAK_INLIERS if periodic.weak else _MIN_PERIODIC_INLIERS
+        if len(own.inlier) >= _MIN_CHECK_DETECTIONS and own.inlier.mean() < need:
+            why = "" if periodic.weak else " (lacey film's waves?)"
             reason = (f"{fit.reason}; the image's periodicity gives a lattice that only "
-                      f"{own.inlier.mean():.0%} of the detections sit on (lacey film's waves?): not used")
+                      f"{own.inlier.mean():.0%} of the detections sit on{why}: not used")
             return x, y, r, score, labels, none_added, stats, LatticeFit(mode="detections", reason=reason), None
         fit = own
     elif isinstance(periodic, ImageLattice) and not agree(fit.lattice, periodic.lattice):

@@ -16,6 +16,12 @@ reciprocal vectors as sharp peaks long after each hole is lost in the noise. :fu
 4. refines origin and basis by least squares on the band-pass's local peaks that sit on sites
    (:func:`~hole_finder.lattice.refine_lattice`).
 
+Given the film's nominal pitch (its hole type), a lattice too faint for step 2 is still found:
+every square lattice near that pitch is scored by its four strongest peaks together
+(:func:`_known_pitch_reciprocal`), and the best is registered by the fold itself
+(:func:`_register`); it is marked ``weak``, and :meth:`ImageLattice.coherent` says where on the
+film its holes actually show.
+
 It returns the reason instead when the spectrum has no pair of peaks that stands out (lacey
 film, broken film, vacuum) or the lattice folds to no hole, so that the caller falls back to
 the detections alone.
@@ -55,6 +61,11 @@ __all__ = ["ImageLattice", "image_lattice"]
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
+#: A faint lattice's site counts as on the holey film when the sites within this many lattice
+#: steps of it (a 7 × 7 block) show, on average, at least this fraction of the typical hole's
+#: band-pass (:meth:`ImageLattice.coherent`).
+COHERENT_SITES: Final[int] = 3
+COHERENT_MIN: Final[float] = 0.5
 #: The image is binned so that a hole's radius is about this many pixels (1.6–2.7).
 _WORK_RADIUS_PX: Final[float] = 2.0
 #: Plausible pitches in hole radii: R3.5/1 (2.6) … R0.6/1 (5.3), with slack.
@@ -65,6 +76,15 @@ _DOG_SIGMA: Final[tuple[float, float]] = (0.5, 1.6)
 #: at their spatial frequency. Lacey film's speckle makes single peaks of up to ~80 with partners
 #: of ~10; weak real lattices on the tuning squares reach 23–70 with both …
 MIN_PEAK_RATIO: Final[float] = 20.0
+#: With the film's nominal pitch known (its hole type: R1.2/1.3 → 2.5 µm), a faint lattice is
+#: looked for within this relative distance of it: a Search pixel size is calibrated to 1–2 %
+#: (6 % let noise lattices 4 % off win on the tuning squares) …
+KNOWN_PITCH_TOLERANCE: Final[float] = 0.025
+#: … in an image at least this many pitches across (a View of a few holes has no lattice to find) …
+KNOWN_PITCH_MIN_CELLS: Final[float] = 6.0
+#: … and there a lattice's four strongest peaks (fundamentals and (1, 1) harmonics) together must
+#: stand this many times above the typical lattice of that pitch (:func:`_known_pitch_reciprocal`).
+MIN_KNOWN_PITCH_SCORE: Final[float] = 5.0
 #: … and a harmonic's fundamental is taken when it holds this fraction of the peak's power.
 _FUNDAMENTAL_FRACTION: Final[float] = 0.15
 #: The band-pass is clipped at this many robust standard deviations before the spectrum.
@@ -94,6 +114,9 @@ class ImageLattice:
     amplitude: float
     #: Binned pixels on the film (not on a bar), where sites may hold holes.
     film: npt.NDArray[np.bool_]
+    #: Found only by the search at the film's known pitch (``peak_ratio`` is then that search's
+    #: score, :func:`_known_pitch_reciprocal`): a faint lattice, for the caller to check.
+    weak: bool = False
 
     def evidence(self, x: F64, y: F64) -> F64:
         """Signed band-pass at image points over the typical hole's amplitude (1: a typical hole)."""
@@ -119,6 +142,30 @@ class ImageLattice:
         row, col = self._cell(sx, sy)
         on = self.film[row, col]
         return sx[on], sy[on]
+
+    def coherent(self, lattice: Lattice, shape: tuple[int, int], sx: F64, sy: F64) -> npt.NDArray[np.bool_]:
+        """Sites (x, y) whose neighbourhood shows the lattice's holes: the mean band-pass over the
+        film sites of an image of ``shape`` within :data:`COHERENT_SITES` steps of each (the
+        detected holes among them) is at least :data:`COHERENT_MIN` of the typical hole's.
+
+        A faint lattice's single holes are lost in the noise, but some fifty neighbours together
+        are not: this tells the film's holey area from a bar as dark as the film, or a torn-open
+        part of the square, where the lattice has no holes to show.
+        """
+        if not len(sx):
+            return np.zeros(0, bool)
+        fx, fy = self.film_sites(lattice, shape, margin_px=0.0)
+        fi, fj, _ = lattice.index(fx, fy)
+        i, j, _ = lattice.index(sx, sy)
+        i0, j0 = min(int(fi.min(initial=0)), int(i.min())), min(int(fj.min(initial=0)), int(j.min()))
+        dims = (max(int(fi.max(initial=0)), int(i.max())) - i0 + 1, max(int(fj.max(initial=0)), int(j.max())) - j0 + 1)
+        total, count = np.zeros(dims), np.zeros(dims)
+        np.add.at(total, (fi - i0, fj - j0), self.evidence(fx, fy))
+        np.add.at(count, (fi - i0, fj - j0), 1.0)
+        size = 2 * COHERENT_SITES + 1
+        n = np.rint(ndi.uniform_filter(count, size, mode="constant") * size**2)
+        mean = ndi.uniform_filter(total, size, mode="constant") * size**2 / np.maximum(n, 1e-12)
+        return np.asarray(((n > 0) & (mean >= COHERENT_MIN))[i - i0, j - j0])
 
 
 def _bin(img: F32, step: int) -> F32:
@@ -218,19 +265,77 @@ def _reciprocal(power: F64, rr: float, width: int) -> tuple[F64, F64, float] | s
     return k, k2, ratio
 
 
+def _known_pitch_reciprocal(power: F64, width: int, pitch: float) -> tuple[F64, F64, float] | str:
+    """The square lattice of nominal ``pitch`` (px) whose spectral peaks stand highest together.
+
+    Every square lattice of a pitch within :data:`KNOWN_PITCH_TOLERANCE` of the nominal one and
+    of every rotation is scored by the whitened power at its two fundamentals and its two (1, 1)
+    harmonics: four peaks that a lattice makes together and noise only by chance, so that a
+    lattice too faint for any single peak to stand out is still found. Returns the reciprocal
+    basis (cycles/px) and the score over its expectation in noise, or why there is none.
+    """
+    h = power.shape[0]
+    n = min(h, width)
+    fy = np.broadcast_to(np.fft.fftfreq(h)[:, None], power.shape)
+    fx = np.broadcast_to(np.fft.rfftfreq(width)[None, :], power.shape)
+    ring = np.rint(np.hypot(fx, fy) * n).astype(np.int64)
+    if n / pitch * math.sqrt(2) >= n / 2 - 2:
+        return "image too small for a spectral lattice estimate at the film's pitch"
+    # The median power of each ring, in the two bands the candidates look at (fundamentals and
+    # (1, 1) harmonics), two rings of margin each side.
+    k_bins = n / pitch
+    need = np.zeros(power.shape, bool)
+    for m in (1.0, math.sqrt(2)):
+        lo, hi = math.floor(m * k_bins / (1 + KNOWN_PITCH_TOLERANCE)) - 2, math.ceil(m * k_bins / (1 - KNOWN_PITCH_TOLERANCE)) + 2
+        need |= (ring >= lo) & (ring <= hi)
+    index = np.unique(ring[need])
+    profile = np.full(int(ring.max()) + 1, np.inf)
+    profile[index] = ndi.median(power[need], ring[need], index)
+    white = power / np.maximum(profile[ring], 1e-30)
+    step = 0.5 / k_bins  # half a bin along the ring and across it
+    scales = np.arange(1 - KNOWN_PITCH_TOLERANCE, 1 + KNOWN_PITCH_TOLERANCE + step / 2, step)
+    turns = np.arange(0.0, math.pi / 2, step)
+    q = 1 / (pitch * scales[:, None])
+    k1 = np.stack([q * np.cos(turns)[None], q * np.sin(turns)[None]])  # (2, scales, turns)
+    k2 = np.stack([-k1[1], k1[0]])
+
+    def look(k: F64) -> F64:
+        kx, ky = np.where(k[0] >= 0, k[0], -k[0]), np.where(k[0] >= 0, k[1], -k[1])
+        col = np.clip(np.rint(kx * width).astype(np.int64), 0, power.shape[1] - 1)
+        row = np.rint(ky * h).astype(np.int64) % h
+        return np.asarray(white[row, col], np.float64)
+
+    fundamentals, harmonics = look(k1) + look(k2), look(k1 + k2) + look(k1 - k2)
+    noise = float(np.median(fundamentals + harmonics))  # almost every candidate is noise
+    # A disc's form factor gives the fundamentals more power than the (1, 1) harmonics; a lattice
+    # √2 larger and turned 45° has the true one's fundamentals for its harmonics: not it.
+    score = np.where(fundamentals >= harmonics, fundamentals + harmonics, 0.0)
+    best = np.unravel_index(int(np.argmax(score)), score.shape)
+    ratio = float(score[best]) / max(noise, 1e-30)
+    if ratio < MIN_KNOWN_PITCH_SCORE:
+        return (f"no lattice near the film's pitch in the image's spectrum (its four peaks {ratio:.1f}× "
+                f"noise, < {MIN_KNOWN_PITCH_SCORE:.1f}×)")
+    return k1[:, best[0], best[1]], k2[:, best[0], best[1]], ratio
+
+
 def _rot(k: F64, deg: float) -> F64:
     c, s = math.cos(math.radians(deg)), math.sin(math.radians(deg))
     return np.array([c * k[0] - s * k[1], s * k[0] + c * k[1]])
 
 
 def _fold(band: F32, mask: npt.NDArray[np.bool_], basis: F64, origin: F64,
-          rr: float) -> tuple[F64, int, float, float]:
+          rr: float, pixels: tuple[F64, F64, F64] | None = None) -> tuple[F64, int, float, float]:
     """Mean band-pass over one lattice cell: the hole's place in the cell (x, y), its sign, its
     amplitude, and that amplitude over the scatter of the cell away from the hole (a lattice
-    read into noise folds to noise, whose peak stands ~3 of its scatters high)."""
-    rows, cols = np.nonzero(mask)
-    vals = band[rows, cols].astype(np.float64)
-    frac = np.linalg.solve(basis, np.vstack([cols - origin[0], rows - origin[1]])) % 1.0
+    read into noise folds to noise, whose peak stands ~3 of its scatters high).
+
+    ``pixels`` (rows, cols, values): the film pixels to fold, when not every one of ``mask``."""
+    if pixels is None:
+        r_int, c_int = np.nonzero(mask)
+        rows, cols, vals = r_int.astype(np.float64), c_int.astype(np.float64), band[r_int, c_int].astype(np.float64)
+    else:
+        rows, cols, vals = pixels
+    frac = (np.linalg.inv(basis) @ np.vstack([cols - origin[0], rows - origin[1]])) % 1.0
     idx = np.minimum((frac * _FOLD_BINS).astype(np.int64), _FOLD_BINS - 1)
     flat = idx[0] * _FOLD_BINS + idx[1]
     total = np.bincount(flat, vals, _FOLD_BINS**2).reshape(_FOLD_BINS, _FOLD_BINS)
@@ -250,13 +355,49 @@ def _fold(band: F32, mask: npt.NDArray[np.bool_], basis: F64, origin: F64,
     return origin + basis @ uv, sign, amplitude, snr
 
 
-def image_lattice(image: npt.NDArray[np.floating], *, radius_px: float) -> ImageLattice | str:
+#: The weak lattice's registration: scales and turns of the spectral basis tried (two passes, the
+#: second a quarter of the first's steps around its best), keeping the one whose fold stands
+#: highest, on at most this many film pixels (a fixed, even subsample).
+_REGISTER_SCALES: Final[F64] = np.linspace(-0.012, 0.012, 5)
+_REGISTER_TURNS_DEG: Final[F64] = np.linspace(-1.2, 1.2, 5)
+_REGISTER_PIXELS: Final[int] = 60_000
+
+
+def _register(band: F32, mask: npt.NDArray[np.bool_], basis: F64, centre: F64, rr: float,
+              snr: float) -> tuple[F64, tuple[F64, int, float, float]]:
+    """The basis near ``basis`` whose fold stands highest, and that fold.
+
+    A peak a few times the median sits a fraction of a frequency bin off; over the tens of cells
+    of a square that is a drift of a large part of a pitch, and the sites miss their holes. The
+    fold sums every cell: at the true basis it is sharpest, so its SNR is the registration's score.
+    """
+    rows, cols = np.nonzero(mask)
+    every = max(1, len(rows) // _REGISTER_PIXELS)
+    rows, cols = rows[::every], cols[::every]
+    pixels = rows.astype(np.float64), cols.astype(np.float64), band[rows, cols].astype(np.float64)
+    best, best_snr = basis, _fold(band, mask, basis, centre, rr, pixels)[3]
+    for shrink in (1.0, 0.25):
+        start = best
+        for ds in _REGISTER_SCALES * shrink:
+            for dt in np.radians(_REGISTER_TURNS_DEG * shrink):
+                c, s = math.cos(dt), math.sin(dt)
+                trial = (1 + ds) * np.array([[c, -s], [s, c]]) @ start
+                trial_snr = _fold(band, mask, trial, centre, rr, pixels)[3]
+                if trial_snr > best_snr:
+                    best, best_snr = trial, trial_snr
+    return best, _fold(band, mask, best, centre, rr)
+
+
+def image_lattice(image: npt.NDArray[np.floating], *, radius_px: float,
+                  pitch_px: float | None = None) -> ImageLattice | str:
     """The hole lattice of an image from its periodicity, or the reason there is none.
 
     Parameters
     ----------
     image : (H, W) counts, checked (finite, 2-D)
     radius_px : the expected hole radius, image pixels
+    pitch_px : the film's nominal lattice pitch, image pixels, when known: the search is then
+        held to :data:`KNOWN_PITCH_TOLERANCE` of it, where a weaker peak is trusted
 
     Returns
     -------
@@ -277,13 +418,40 @@ def image_lattice(image: npt.NDArray[np.floating], *, radius_px: float) -> Image
     spread = 1.4826 * float(np.median(np.abs(band[mask] - mid))) + 1e-12
     clipped = np.clip(band, mid - _CLIP_SIGMA * spread, mid + _CLIP_SIGMA * spread)
     masked = (clipped - clipped[mask].mean()) * taper
-    found = _reciprocal(np.abs(np.fft.rfft2(masked)) ** 2, rr, x.shape[1])
-    if isinstance(found, str):
-        return found
+    power = np.abs(np.fft.rfft2(masked)) ** 2
+    found = _reciprocal(power, rr, x.shape[1])
+    result = found if isinstance(found, str) else _lattice_of(found, band, mask, film, step, rr, weak=False)
+    if pitch_px is None:
+        return result
+    if isinstance(result, ImageLattice):
+        q = result.lattice.pitch_px / pitch_px
+        if not any(abs(q * h - 1) <= 2 * KNOWN_PITCH_TOLERANCE for h in (math.sqrt(2), 2.0)):
+            # The film's pitch, or another one the image shows clearly (the hole type given may
+            # be wrong; a strong lattice's side lobes would make a phantom at the nominal pitch).
+            return result
+        result = (f"the spectrum's lattice (pitch {result.lattice.pitch_px:.1f} px) is a harmonic of the film's "
+                  f"({pitch_px:.1f} px)")
+    if min(image.shape) < KNOWN_PITCH_MIN_CELLS * pitch_px:
+        return f"{result}; too few lattice cells in view ({min(image.shape) / pitch_px:.1f} across) for the film's pitch"
+    # Zero-padded to twice the size: the spectrum sampled at half-bin steps, so that a peak off
+    # the bin grid is seen at nearly its full height (no neighbourhood maximum, which lifts noise).
+    padded = np.abs(np.fft.rfft2(masked, s=(2 * masked.shape[0], 2 * masked.shape[1]))) ** 2
+    known = _known_pitch_reciprocal(padded, 2 * x.shape[1], pitch_px / step)
+    if isinstance(known, str):
+        return f"{result}; {known}"
+    return _lattice_of(known, band, mask, film, step, rr, weak=True)
+
+
+def _lattice_of(found: tuple[F64, F64, float], band: F32, mask: npt.NDArray[np.bool_],
+                film: npt.NDArray[np.bool_], step: int, rr: float, *, weak: bool) -> ImageLattice | str:
+    """The lattice of a reciprocal basis: folded for its origin and sign, refined on the band-pass's
+    peaks, in image pixels; or why not (it folds to no hole)."""
     k1, k2, ratio = found
     basis = np.linalg.inv(np.vstack([k1, k2]))  # columns: the real-space lattice vectors a, b
-    centre = np.array([x.shape[1] / 2, x.shape[0] / 2])
+    centre = np.array([band.shape[1] / 2, band.shape[0] / 2])
     origin, sign, amplitude, fold_snr = _fold(band, mask, basis, centre, rr)
+    if weak:  # a weak lattice, found at the known pitch: its basis is within half a bin
+        basis, (origin, sign, amplitude, fold_snr) = _register(band, mask, basis, centre, rr, fold_snr)
     if fold_snr < MIN_FOLD_SNR:
         return (f"the image's spectral lattice folds to no hole (fold {fold_snr:.1f}× its scatter, "
                 f"< {MIN_FOLD_SNR:.0f}×): not used")
@@ -300,4 +468,4 @@ def image_lattice(image: npt.NDArray[np.floating], *, radius_px: float) -> Image
     s = float(step)
     full = Lattice(origin=(lat.origin + 0.5) * s - 0.5, a=lat.a * s, b=lat.b * s)
     return ImageLattice(lattice=full, sign=sign, peak_ratio=ratio, band=signed, step=step, amplitude=amplitude,
-                        film=film)
+                        film=film, weak=weak)

@@ -41,7 +41,8 @@ def result_from(job: DetectHolesJob, found: HoleSet, *, model: HoleModel, servic
 def run_find_holes(image: npt.NDArray[Any], job: DetectHolesJob, model: HoleModel) -> HoleSet:
     """:func:`find_holes` with the job's parameters (synchronous; for a worker thread)."""
     return find_holes(image, pixel_size_a=job.pixel_size_a, model=model, params=job.params,
-                      hole_diameter_um=job.hole_diameter_um, image_to_stage=job.image_to_stage)
+                      hole_diameter_um=job.hole_diameter_um, hole_pitch_um=job.hole_pitch_um,
+                      image_to_stage=job.image_to_stage)
 
 
 async def detect_holes(job: DetectHolesJob, store: ObjectStore, model: HoleModel, *, service: str) -> HolesDetected:

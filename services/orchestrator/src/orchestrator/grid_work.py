@@ -85,7 +85,7 @@ class GridWork:
         with session_scope(flow.engine) as db:
             grid = db.get(Grid, grid_id)
             assert grid is not None
-            self.hole_diameter_um = grid.hole_diameter_um
+            self.hole_diameter_um, self.hole_pitch_um = grid.hole_geometry
         self.targets = TargetWork(flow, grid_id, protocol)
 
     def _finder(self, level: Level, step: str) -> Finder | None:
@@ -205,7 +205,8 @@ class GridWork:
                 finder = resolve_plugin("finder", step.args["finder"])
                 image = ImageAcquired.model_validate(meta["image"])
                 job = finder.build_job(image, session_id=self.session_id, grid_id=self.grid_id,
-                                       square_id=square_id, hole_diameter_um=self.hole_diameter_um)
+                                       square_id=square_id, hole_diameter_um=self.hole_diameter_um,
+                                       hole_pitch_um=self.hole_pitch_um)
                 await self.journal.submit(f"{square_id}/detect-holes", job)
 
     async def find_holes(self, square_id: str) -> list[list[str]]:

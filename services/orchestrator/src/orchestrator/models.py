@@ -34,6 +34,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from gridpilot.films import hole_pattern
+
 __all__ = [
     "Atlas",
     "Base",
@@ -116,6 +118,14 @@ class Grid(Base):
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
     session: Mapped[Session] = relationship(back_populates="grids")
+
+    @property
+    def hole_geometry(self) -> tuple[float | None, float | None]:
+        """Nominal hole diameter and lattice pitch, µm: the diameter as given, else the hole
+        type's (R1.2/1.3 → 1.2), and the hole type's pitch (→ 2.5); ``None`` where unknown."""
+        pattern = hole_pattern(self.hole_type or "")
+        diameter = self.hole_diameter_um or (pattern.diameter_um if pattern else None)
+        return diameter, pattern.pitch_um if pattern else None
 
 
 class Atlas(Base):

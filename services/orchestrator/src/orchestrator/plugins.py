@@ -80,7 +80,8 @@ class Finder(Protocol):
     job_kind: str
 
     def build_job(self, image: ImageAcquired, *, session_id: str, grid_id: str,
-                  square_id: str | None, hole_diameter_um: float | None) -> JobRequest: ...
+                  square_id: str | None, hole_diameter_um: float | None,
+                  hole_pitch_um: float | None = None) -> JobRequest: ...
 
 
 class AtlasDetectorFinder:
@@ -89,7 +90,8 @@ class AtlasDetectorFinder:
     job_kind = subjects.DETECT_ATLAS
 
     def build_job(self, image: ImageAcquired, *, session_id: str, grid_id: str,
-                  square_id: str | None, hole_diameter_um: float | None) -> JobRequest:
+                  square_id: str | None, hole_diameter_um: float | None,
+                  hole_pitch_um: float | None = None) -> JobRequest:
         return DetectAtlasJob(session_id=session_id, grid_id=grid_id, atlas_key=image.key,
                               pixel_size_a=image.pixel_size_a, image_to_stage=image.image_to_stage)
 
@@ -100,13 +102,14 @@ class HoleFinderFinder:
     job_kind = subjects.DETECT_HOLES
 
     def build_job(self, image: ImageAcquired, *, session_id: str, grid_id: str,
-                  square_id: str | None, hole_diameter_um: float | None) -> JobRequest:
+                  square_id: str | None, hole_diameter_um: float | None,
+                  hole_pitch_um: float | None = None) -> JobRequest:
         if square_id is None:
             raise InvalidInput("the hole finder needs the square the image belongs to")
         return DetectHolesJob(session_id=session_id, grid_id=grid_id, square_key=image.key,
                               square_id=square_id, pixel_size_a=image.pixel_size_a,
                               image_to_stage=image.image_to_stage,
-                              hole_diameter_um=hole_diameter_um)
+                              hole_diameter_um=hole_diameter_um, hole_pitch_um=hole_pitch_um)
 
 
 @cache

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gridpilot.contracts import Id
+from gridpilot.films import hole_pattern
 
 __all__ = ["ExposureOut", "GridIn", "GridOut", "GridPatch", "HoleOut", "HolePatch",
            "SessionCreate", "SessionOut", "SquareOut", "SquarePatch"]
@@ -34,6 +35,15 @@ class GridIn(_In):
     mesh_material: str = ""
     film_material: Literal["carbon", "gold"] = "carbon"
     params: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _diameter_fits_the_hole_type(self) -> GridIn:
+        """A hole type names the lattice pitch (R1.2/1.3 → 2.5 µm); a diameter given beside it must fit in."""
+        pattern = hole_pattern(self.hole_type)
+        if pattern is not None and self.hole_diameter_um is not None and self.hole_diameter_um >= pattern.pitch_um:
+            raise ValueError(f"hole_diameter_um {self.hole_diameter_um} does not fit hole_type {self.hole_type!r}, "
+                             f"whose holes are {pattern.pitch_um} µm apart centre to centre")
+        return self
 
 
 class SessionCreate(_In):

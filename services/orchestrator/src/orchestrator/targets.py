@@ -56,7 +56,8 @@ class TargetWork:
             grid = db.get(Grid, grid_id)
             assert grid is not None
             self.film = grid.film_material or "carbon"
-            self.hole_radius_um = grid.hole_diameter_um / 2 if grid.hole_diameter_um else None
+            diameter_um, _ = grid.hole_geometry
+            self.hole_radius_um = diameter_um / 2 if diameter_um else None
         self._last_focus: tuple[float, float, float] | None = None
 
     def _next_group(self, square_id: str) -> list[str] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from . import subjects
 from .base import Id, JobRequest, JobResult, ObjectKey, Record
@@ -127,7 +127,10 @@ class DetectHolesJob(JobRequest):
     """Find the holes in a square (Search) or a medium-magnification (View) image.
 
     ``pixel_size_a`` is the image's pixel size; ``hole_diameter_um`` the nominal hole size of
-    the film (R1.2/1.3 → 1.2), which sets the scale the network sees (``None``: assume 1.4 µm).
+    the film (R1.2/1.3 → 1.2), which sets the scale the network sees (``None``: assume 1.4 µm);
+    ``hole_pitch_um`` its nominal lattice pitch, hole size plus gap (R1.2/1.3 → 2.5; ``None``:
+    unknown), with which a lattice too faint for the detections is still found in the image's
+    spectrum (:func:`gridpilot.films.hole_pattern` reads both from a hole type).
     ``image_to_stage`` maps (col, row, 1) → stage (x_um, y_um).
     """
 
@@ -138,7 +141,16 @@ class DetectHolesJob(JobRequest):
     pixel_size_a: float = Field(gt=0)
     image_to_stage: tuple[tuple[float, float, float], tuple[float, float, float]]
     hole_diameter_um: float | None = Field(None, gt=0, le=50)
+    hole_pitch_um: float | None = Field(None, gt=0, le=100)
     params: HoleFinderParams = HoleFinderParams()
+
+    @model_validator(mode="after")
+    def _pitch_beyond_the_hole(self) -> DetectHolesJob:
+        if self.hole_pitch_um is not None and self.hole_diameter_um is not None \
+                and self.hole_pitch_um <= self.hole_diameter_um:
+            raise ValueError(f"hole_pitch_um ({self.hole_pitch_um}) must exceed hole_diameter_um "
+                             f"({self.hole_diameter_um}): the pitch is the hole size plus the gap between holes")
+        return self
 
 
 class HoleDetection(Record):
