@@ -20,6 +20,7 @@ The chain, all pure functions of arrays:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from .lattice import (
     empty_sites,
     fit_lattice,
     on_lattice,
+    refine_lattice,
     snap_to_sites,
 )
 from .model import HoleModel, RawPrediction
@@ -281,6 +283,39 @@ def _detections(x: F64, y: F64, r: F64, score: F64, labels: npt.NDArray[np.str_]
             for xk, yk, rk, sk, lk, mk, dk, tk, sxk, syk, ak in cols]
 
 
+def refined_on_detections(periodic: ImageLattice, x: F64, y: F64, *, min_holes: int) -> ImageLattice:
+    """The image's own lattice refined by least squares on the detections that sit on it.
+
+    The spectrum gives the basis to a fraction of a frequency bin; over a square's 30 pitches
+    that can drift a site by most of a hole, and the detections then fall off their sites and
+    are dropped. Where at least ``min_holes`` detections lie within the inlier tolerance, their
+    centres (sub-pixel) fix the basis; a refinement that moves the pitch by more than 3 % or the
+    rotation by more than 2° (a fit dragged by false detections) is not taken.
+
+    >>> from hole_finder.lattice import Lattice
+    >>> rng = np.random.default_rng(0)
+    >>> true = Lattice(origin=np.array([5.0, 7.0]), a=np.array([30.0, 8.0]), b=np.array([-8.0, 30.0]))
+    >>> i, j = np.meshgrid(np.arange(-10, 11), np.arange(-10, 11))
+    >>> x, y = true.position(i.ravel(), j.ravel())
+    >>> off = Lattice(origin=np.array([5.0, 7.0]), a=true.a * 1.01, b=true.b * 1.01)  # 1 % off
+    >>> band = np.zeros((4, 4), np.float32)
+    >>> rough = ImageLattice(lattice=off, sign=1, peak_ratio=30.0, band=band, step=1, amplitude=1.0,
+    ...                      film=np.ones((4, 4), bool))
+    >>> fixed = refined_on_detections(rough, x + rng.normal(0, 0.5, x.size), y + rng.normal(0, 0.5, y.size),
+    ...                               min_holes=12)
+    >>> round(fixed.lattice.pitch_px / true.pitch_px, 3)
+    1.0
+    """
+    fit = on_lattice(periodic.lattice, x, y, "")
+    if int(fit.inlier.sum()) < min_holes:
+        return periodic
+    refined, _, _, _ = refine_lattice(np.column_stack([x, y]), periodic.lattice,
+                                      INLIER_TOLERANCE * periodic.lattice.pitch_px)
+    if not agree(refined, periodic.lattice):
+        return periodic
+    return dataclasses.replace(periodic, lattice=refined)
+
+
 def _free_sites(fit: LatticeResult, periodic: ImageLattice | str, shape: tuple[int, int],
                 margin_px: float) -> tuple[F64, F64]:
     """Free sites to complete: inside (or next to) the detected area; and every site on the film
@@ -335,6 +370,8 @@ def _apply_lattice(img: npt.NDArray[np.float32], pred: RawPrediction, lb: Letter
                   f"lattice from the image's periodicity (spectral peak {periodic.peak_ratio:.0f}× the median)")
         own = on_lattice(periodic.lattice, x[target], y[target], f"{source}; the detections alone gave none: {fit.reason}")
         need = _MIN_WEAK_INLIERS if periodic.weak else _MIN_PERIODIC_INLIERS
+        periodic = refined_on_detections(periodic, x[target], y[target], min_holes=params.min_lattice_holes)
+        own = on_lattice(periodic.lattice, x[target], y[target], own.reason)
         if len(own.inlier) >= _MIN_CHECK_DETECTIONS and own.inlier.mean() < need:
             why = "" if periodic.weak else " (lacey film's waves?)"
             reason = (f"{fit.reason}; the image's periodicity gives a lattice that only "
