@@ -53,7 +53,7 @@ from hole_finder.model import DEFAULT_MODEL_PATH, HoleModel
 from hole_finder.twin_data import TwinSample, _world
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from holes import RULE_TUNING_SEEDS, TUNE_SEED, _cached, _hole_um, image_set, match_holes
+from holes import RULE_TUNING_SEEDS, TUNE_SEED, _cached, _hole_um, _pitch_um, image_set, match_holes
 
 F64 = npt.NDArray[np.float64]
 MATCH_FRACTION: Final[float] = 0.5
@@ -91,7 +91,8 @@ def analyse(s: TwinSample, model: HoleModel, threshold: float) -> tuple[list[dic
     params = HoleFinderParams(score_threshold=threshold)
     hole_um = _hole_um(s)
     pa = s.pixel_size_um * 1e4
-    final = find_holes(s.image, pixel_size_a=pa, model=model, params=params, hole_diameter_um=hole_um)
+    final = find_holes(s.image, pixel_size_a=pa, model=model, params=params, hole_diameter_um=hole_um,
+                       hole_pitch_um=_pitch_um(s))  # as the bench and the orchestrator run it
     nolat = find_holes(s.image, pixel_size_a=pa, model=model, hole_diameter_um=hole_um,
                        params=HoleFinderParams(score_threshold=threshold, use_lattice=False))
     radius_px = (hole_um or NOMINAL_HOLE_DIAMETER_UM) / 2 / s.pixel_size_um
