@@ -83,6 +83,7 @@ async def test_http_refuses_bad_requests_with_a_message(service: tuple[FastAPI, 
                                pixel_size_a=500.0)
     job = _job(carbon_square)
     no_px_bytes = mrc_without_pixel_size(tmp_path / "nopx.mrc", carbon_square.image).read_bytes()
+    good_bytes = encode_mrc(carbon_square.image, carbon_square.pixel_size_um * 1e4, {})
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://h") as c:
         missing = await c.post("/v1/detect", json=_job(carbon_square, square_key="sessions/s1/none.mrc")
                                .model_dump(mode="json"))
@@ -97,6 +98,8 @@ async def test_http_refuses_bad_requests_with_a_message(service: tuple[FastAPI, 
         inside = await c.post("/v1/detect", json={**job.model_dump(mode="json"), "hole_pitch_um": 1.5})
         upload = await c.post("/v1/detect/upload", files={"image": ("s.mrc", b"\x00" * 100)})
         no_px = await c.post("/v1/detect/upload", files={"image": ("s.mrc", no_px_bytes)})
+        pitch_inside = await c.post("/v1/detect/upload", files={"image": ("s.mrc", good_bytes)},
+                                    data={"hole_diameter_um": "2.0", "hole_pitch_um": "1.5"})
     assert missing.status_code == 404 and "sessions/s1/none.mrc" in missing.json()["message"]
     assert corrupt.status_code == 422 and corrupt.json()["error"] == "invalid_input"
     assert tiny.status_code == 422 and "8 × 8" in tiny.json()["message"]
@@ -105,6 +108,7 @@ async def test_http_refuses_bad_requests_with_a_message(service: tuple[FastAPI, 
     assert inside.status_code == 422 and "hole_pitch_um (1.5) must exceed" in inside.json()["message"]
     assert upload.status_code == 422
     assert no_px.status_code == 422 and "pixel_size_a" in no_px.json()["message"]
+    assert pitch_inside.status_code == 422 and "must exceed hole_diameter_um" in pitch_inside.json()["message"]
 
 
 async def test_upload_of_an_mrc_gives_the_same_holes_as_the_stored_image(

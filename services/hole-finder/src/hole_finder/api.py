@@ -7,6 +7,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
+from pydantic import ValidationError
 
 from gridpilot.contracts import DetectHolesJob, HoleFinderParams, HolesDetected
 from gridpilot.errors import InvalidInput
@@ -54,9 +55,15 @@ async def detect_upload(
     px = pixel_size_a or meta.pixel_size_a
     if not px:
         raise InvalidInput("the MRC header has no pixel size: give pixel_size_a", field="pixel_size_a")
-    job = DetectHolesJob(square_key=_UPLOAD_KEY, square_id="upload", pixel_size_a=px,
-                         image_to_stage=((px * 1e-4, 0.0, 0.0), (0.0, -px * 1e-4, 0.0)),
-                         hole_diameter_um=hole_diameter_um, hole_pitch_um=hole_pitch_um, params=HoleFinderParams(use_lattice=use_lattice))
+    try:
+        job = DetectHolesJob(square_key=_UPLOAD_KEY, square_id="upload", pixel_size_a=px,
+                             image_to_stage=((px * 1e-4, 0.0, 0.0), (0.0, -px * 1e-4, 0.0)),
+                             hole_diameter_um=hole_diameter_um, hole_pitch_um=hole_pitch_um,
+                             params=HoleFinderParams(use_lattice=use_lattice))
+    except ValidationError as exc:  # fields that each pass but not together (a pitch inside the hole)
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise InvalidInput(f"{where + ': ' if where else ''}{first['msg']}") from exc
     model = model_of(deps)
     start = time.perf_counter()
     found = await asyncio.to_thread(run_find_holes, array, job, model)
