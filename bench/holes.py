@@ -86,6 +86,7 @@ REAL_IMAGE: Final[Path] = ROOT / ".." / "shared" / "data" / "real" / "medmag-hol
 #: The real figure: holes ≈ 46 px across, lattice pitch ≈ 78 px; taken as R1.2/1.3 → 26 nm/px.
 REAL_PIXEL_NM: Final[float] = 26.0
 REAL_HOLE_UM: Final[float] = 1.2
+REAL_PITCH_UM: Final[float] = 2.5
 OUR_THRESHOLDS: Final[tuple[float, ...]] = (0.2, 0.3, 0.4, 0.5)
 PEER_THRESHOLDS: Final[tuple[float, ...]] = (0.2, 0.3, 0.4, 0.5, 0.6)
 MATCH_FRACTION: Final[float] = 0.5
@@ -277,7 +278,8 @@ def real_image(model: HoleModel, out_dir: Path) -> dict[str, Any]:
 
     with Image.open(REAL_IMAGE) as pic:
         img = np.asarray(pic.convert("F"), dtype=np.float32)
-    found = find_holes(img, pixel_size_a=REAL_PIXEL_NM * 10, model=model, hole_diameter_um=REAL_HOLE_UM)
+    found = find_holes(img, pixel_size_a=REAL_PIXEL_NM * 10, model=model, hole_diameter_um=REAL_HOLE_UM,
+                       hole_pitch_um=REAL_PITCH_UM)
     out_dir.mkdir(parents=True, exist_ok=True)
     picture = out_dir / "holes_real_medmag.png"
     picture.write_bytes(overlay_png(img, found.holes, title="real medmag: our detections"))
@@ -285,7 +287,7 @@ def real_image(model: HoleModel, out_dir: Path) -> dict[str, Any]:
     return {"picture": str(picture.relative_to(ROOT)), "shape": list(img.shape), **counts,
             "from_lattice": sum(h.from_lattice for h in found.holes), "lattice": found.lattice.model_dump(),
             "ice_reference": found.ice_reference, "assumed_pixel_nm": REAL_PIXEL_NM,
-            "assumed_hole_um": REAL_HOLE_UM}
+            "assumed_hole_um": REAL_HOLE_UM, "assumed_pitch_um": REAL_PITCH_UM}
 
 
 def _skimage(peer_path: Path | None) -> tuple[Any, str | None]:
