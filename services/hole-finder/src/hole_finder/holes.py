@@ -359,7 +359,9 @@ def _apply_lattice(img: npt.NDArray[np.float32], pred: RawPrediction, lb: Letter
     target = labels != "contaminant"
     raw_x, raw_y = x, y
     fit = fit_lattice(x[target], y[target], min_holes=params.min_lattice_holes)
-    periodic = image_lattice(img, radius_px=radius_px, pitch_px=pitch_px)
+    # The faint-lattice search at the film's pitch only where the detections give no lattice (where
+    # they do, it added ≈ 0.1–0.4 s for 0.04 points of tuning recall).
+    periodic = image_lattice(img, radius_px=radius_px, pitch_px=pitch_px if fit.lattice is None else None)
     none_added = np.zeros(len(x), bool)
     if fit.lattice is None:
         if isinstance(periodic, str):
