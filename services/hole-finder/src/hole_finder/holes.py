@@ -370,10 +370,9 @@ def _apply_lattice(img: npt.NDArray[np.float32], pred: RawPrediction, lb: Letter
         source = (f"a faint lattice at the film's pitch in the image's spectrum (its peaks {periodic.peak_ratio:.1f}× "
                   "noise)" if periodic.weak else
                   f"lattice from the image's periodicity (spectral peak {periodic.peak_ratio:.0f}× the median)")
+        periodic = refined_on_detections(periodic, x[target], y[target], min_holes=params.min_lattice_holes)
         own = on_lattice(periodic.lattice, x[target], y[target], f"{source}; the detections alone gave none: {fit.reason}")
         need = _MIN_WEAK_INLIERS if periodic.weak else _MIN_PERIODIC_INLIERS
-        periodic = refined_on_detections(periodic, x[target], y[target], min_holes=params.min_lattice_holes)
-        own = on_lattice(periodic.lattice, x[target], y[target], own.reason)
         if len(own.inlier) >= _MIN_CHECK_DETECTIONS and own.inlier.mean() < need:
             why = "" if periodic.weak else " (lacey film's waves?)"
             reason = (f"{fit.reason}; the image's periodicity gives a lattice that only "

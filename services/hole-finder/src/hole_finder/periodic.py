@@ -215,14 +215,21 @@ def _subbin(power: F64, iy: int, ix: int, fy: F64, fx: F64) -> F64:
     return np.array([fx[0, ix] + sx * df_x, fy[iy, 0] + sy * df_y])
 
 
+def _frequencies(shape: tuple[int, ...], width: int) -> tuple[F64, F64]:
+    """Frequencies (cycles/px) of the bins of ``numpy.fft.rfft2`` of an image ``width`` px wide:
+    (fy, fx), each broadcast to the half spectrum's ``shape``."""
+    fy = np.broadcast_to(np.fft.fftfreq(shape[0])[:, None], shape)
+    fx = np.broadcast_to(np.fft.rfftfreq(width)[None, :], shape)
+    return fy, fx
+
+
 def _reciprocal(power: F64, rr: float, width: int) -> tuple[F64, F64, float] | str:
     """Two reciprocal lattice vectors (cycles/px) and the peak ratio, or why there are none.
 
     ``power`` is the half spectrum of ``numpy.fft.rfft2`` of an image ``width`` pixels wide.
     """
     h = power.shape[0]
-    fy = np.broadcast_to(np.fft.fftfreq(h)[:, None], power.shape)
-    fx = np.broadcast_to(np.fft.rfftfreq(width)[None, :], power.shape)
+    fy, fx = _frequencies(power.shape, width)
     f = np.hypot(fx, fy)
     annulus = (f > 1 / (PITCH_RADII[1] * rr)) & (f < 1 / (PITCH_RADII[0] * rr))
     if annulus.sum() < 16:
@@ -276,8 +283,7 @@ def _known_pitch_reciprocal(power: F64, width: int, pitch: float) -> tuple[F64, 
     """
     h = power.shape[0]
     n = min(h, width)
-    fy = np.broadcast_to(np.fft.fftfreq(h)[:, None], power.shape)
-    fx = np.broadcast_to(np.fft.rfftfreq(width)[None, :], power.shape)
+    fy, fx = _frequencies(power.shape, width)
     ring = np.rint(np.hypot(fx, fy) * n).astype(np.int64)
     if n / pitch * math.sqrt(2) >= n / 2 - 2:
         return "image too small for a spectral lattice estimate at the film's pitch"
@@ -363,8 +369,8 @@ _REGISTER_TURNS_DEG: Final[F64] = np.linspace(-1.2, 1.2, 5)
 _REGISTER_PIXELS: Final[int] = 60_000
 
 
-def _register(band: F32, mask: npt.NDArray[np.bool_], basis: F64, centre: F64, rr: float,
-              snr: float) -> tuple[F64, tuple[F64, int, float, float]]:
+def _register(band: F32, mask: npt.NDArray[np.bool_], basis: F64, centre: F64,
+              rr: float) -> tuple[F64, tuple[F64, int, float, float]]:
     """The basis near ``basis`` whose fold stands highest, and that fold.
 
     A peak a few times the median sits a fraction of a frequency bin off; over the tens of cells
@@ -449,9 +455,10 @@ def _lattice_of(found: tuple[F64, F64, float], band: F32, mask: npt.NDArray[np.b
     k1, k2, ratio = found
     basis = np.linalg.inv(np.vstack([k1, k2]))  # columns: the real-space lattice vectors a, b
     centre = np.array([band.shape[1] / 2, band.shape[0] / 2])
-    origin, sign, amplitude, fold_snr = _fold(band, mask, basis, centre, rr)
     if weak:  # a weak lattice, found at the known pitch: its basis is within half a bin
-        basis, (origin, sign, amplitude, fold_snr) = _register(band, mask, basis, centre, rr, fold_snr)
+        basis, (origin, sign, amplitude, fold_snr) = _register(band, mask, basis, centre, rr)
+    else:
+        origin, sign, amplitude, fold_snr = _fold(band, mask, basis, centre, rr)
     if fold_snr < MIN_FOLD_SNR:
         return (f"the image's spectral lattice folds to no hole (fold {fold_snr:.1f}× its scatter, "
                 f"< {MIN_FOLD_SNR:.0f}×): not used")
